@@ -1,0 +1,254 @@
+"""Cache file backends: *how* cache files are generated, and what is known of them.
+
+A backend keeps each file's state in the app's state cache (a Flask-Caching /
+cachelib cache), so the existence of a file is known without asking the storage:
+
+* ``EXISTS`` (kept for ``IMAGEKIT_CACHE_TIMEOUT``, forever by default), with the
+  image's width and height when known;
+* ``DOES_NOT_EXIST``, kept only briefly (``missing_timeout``);
+* ``GENERATING``, a lock taken atomically with ``cache.add`` and an expiry, so
+  that one process at a time generates a file; a process that dies leaves a
+  lock that expires after ``lock_timeout``.
+
+A failed generation never leaves ``GENERATING`` or ``EXISTS`` behind. If the
+state cache is unreachable, generation goes on inline with a logged warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import logging
+import threading
+import time
+import typing as t
+import uuid
+
+if t.TYPE_CHECKING:
+    from cachelib import BaseCache
+
+    from . import ImageCacheFile
+
+__all__ = ["CacheFileState", "CachedFileBackend", "Simple"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_KEY_LENGTH = 200
+
+
+class CacheFileState(str, enum.Enum):
+    """What a backend knows of a cache file."""
+
+    EXISTS = "exists"
+    GENERATING = "generating"
+    DOES_NOT_EXIST = "does_not_exist"
+
+
+class _KeyedLocks:
+    """In-process locks by key, dropped when nobody holds or waits for them."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, list[t.Any]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> t.Iterator[None]:
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+
+_local_locks = _KeyedLocks()
+
+
+class CachedFileBackend:
+    """Base class of backends that keep file states in the app's state cache.
+
+    :param cache: a cachelib cache to use instead of the app's state cache.
+    :param missing_timeout: seconds a DOES_NOT_EXIST state is trusted.
+    :param lock_timeout: seconds after which an abandoned GENERATING lock expires.
+    """
+
+    def __init__(
+        self,
+        cache: BaseCache | None = None,
+        *,
+        missing_timeout: float = 5.0,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        self.cache = cache
+        self.missing_timeout = missing_timeout
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    # Keys and cache access ------------------------------------------------------
+
+    def _state_cache(self, file: ImageCacheFile) -> BaseCache:
+        return self.cache if self.cache is not None else file.app_state.state_cache
+
+    def get_key(self, file: ImageCacheFile) -> str:
+        """The state cache key of ``file``."""
+        return self._key(file, "state:")
+
+    def get_lock_key(self, file: ImageCacheFile) -> str:
+        """The state cache key of the GENERATING lock of ``file``."""
+        return self._key(file, "lock:")
+
+    def _key(self, file: ImageCacheFile, kind: str) -> str:
+        key = f"{file.app_state.cache_prefix}{kind}{file.name}"
+        if len(key) > _MAX_KEY_LENGTH:
+            digest = hashlib.sha256(file.name.encode("utf-8")).hexdigest()
+            key = f"{file.app_state.cache_prefix}{kind}#{digest}"
+        return key
+
+    def _call(self, file: ImageCacheFile, op: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Run a cache operation; an unreachable cache counts as a miss, with a warning."""
+        cache = self._state_cache(file)
+        try:
+            return getattr(cache, op)(*args, **kwargs)
+        except Exception as exc:
+            logger.warning(
+                "flask_imagekit: the state cache %r failed on %s (%s); going on without it.",
+                cache,
+                op,
+                exc,
+            )
+            return _CACHE_FAILED
+
+    # States -----------------------------------------------------------------
+
+    def get_state(self, file: ImageCacheFile, check_if_unknown: bool = True) -> CacheFileState:
+        """Return the state of ``file``; if unknown, ask the storage (and remember)."""
+        raw = self._call(file, "get", self.get_key(file))
+        if isinstance(raw, str) and raw.startswith("E"):
+            return CacheFileState.EXISTS
+        if raw is None or raw == "D" or raw is _CACHE_FAILED:
+            if self._call(file, "get", self.get_lock_key(file)) not in (None, _CACHE_FAILED):
+                return CacheFileState.GENERATING
+            if raw == "D" or not check_if_unknown:
+                return CacheFileState.DOES_NOT_EXIST
+        exists = file.storage.exists(file.name)
+        self.set_state(file, CacheFileState.EXISTS if exists else CacheFileState.DOES_NOT_EXIST)
+        return CacheFileState.EXISTS if exists else CacheFileState.DOES_NOT_EXIST
+
+    def set_state(
+        self,
+        file: ImageCacheFile,
+        state: CacheFileState,
+        size: tuple[int, int] | None = None,
+    ) -> None:
+        """Record ``state`` for ``file`` (with its pixel size when it exists)."""
+        key = self.get_key(file)
+        if state is CacheFileState.EXISTS:
+            value = f"E:{size[0]}x{size[1]}" if size else "E"
+            timeout = file.app_state.cache_timeout or 0
+            self._call(file, "set", key, value, timeout=timeout)
+        elif state is CacheFileState.DOES_NOT_EXIST:
+            self._call(file, "set", key, "D", timeout=self.missing_timeout)
+        else:
+            msg = "GENERATING is set by taking the lock, not with set_state()."
+            raise ValueError(msg)
+
+    def forget(self, file: ImageCacheFile) -> None:
+        """Drop what is known of ``file`` (after deleting it, for instance)."""
+        self._call(file, "delete", self.get_key(file))
+
+    def exists(self, file: ImageCacheFile) -> bool:
+        """Tell whether ``file`` exists, asking the storage only if the state is unknown."""
+        return self.get_state(file) is CacheFileState.EXISTS
+
+    def dimensions(self, file: ImageCacheFile) -> tuple[int, int] | None:
+        """Width and height of ``file`` if its state knows them."""
+        raw = self._call(file, "get", self.get_key(file))
+        if isinstance(raw, str) and raw.startswith("E:"):
+            width, _, height = raw[2:].partition("x")
+            with contextlib.suppress(ValueError):
+                return int(width), int(height)
+        return None
+
+    def remember_dimensions(self, file: ImageCacheFile, size: tuple[int, int]) -> None:
+        """Store the pixel size of an existing ``file`` in its state."""
+        self.set_state(file, CacheFileState.EXISTS, size)
+
+    # Generation -----------------------------------------------------------------
+
+    def generate(self, file: ImageCacheFile, force: bool = False) -> None:
+        """Make sure ``file`` exists (regenerate it if ``force``)."""
+        raise NotImplementedError
+
+    def generate_now(self, file: ImageCacheFile, force: bool = False) -> bool:
+        """Generate ``file`` in this process, one generation at a time per file.
+
+        Returns True if this call generated the file, False if it already existed
+        or another process generated it meanwhile. Exceptions propagate after the
+        state is cleaned up.
+        """
+        with _local_locks.hold(f"{id(file.storage)}:{file.name}"):
+            if not force and self.get_state(file) is CacheFileState.EXISTS:
+                return False
+            token = uuid.uuid4().hex
+            while not self._acquire(file, token):
+                self._wait_for_release(file)
+                if self.get_state(file, check_if_unknown=False) is CacheFileState.EXISTS:
+                    return False
+            try:
+                if not force and file.storage.exists(file.name):
+                    self.set_state(file, CacheFileState.EXISTS)
+                    return False
+                size = file._write()
+            except BaseException:
+                self.forget(file)
+                raise
+            else:
+                self.set_state(file, CacheFileState.EXISTS, size)
+                return True
+            finally:
+                self._release(file, token)
+
+    def _acquire(self, file: ImageCacheFile, token: str) -> bool:
+        added = self._call(file, "add", self.get_lock_key(file), token, timeout=self.lock_timeout)
+        # Without a working state cache the in-process lock and atomic saves still hold.
+        return added is _CACHE_FAILED or bool(added)
+
+    def _release(self, file: ImageCacheFile, token: str) -> None:
+        key = self.get_lock_key(file)
+        if self._call(file, "get", key) == token:
+            self._call(file, "delete", key)
+
+    def _wait_for_release(self, file: ImageCacheFile) -> None:
+        key = self.get_lock_key(file)
+        deadline = time.monotonic() + self.lock_timeout + 1
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if self._call(file, "get", key) in (None, _CACHE_FAILED):
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+class _CacheFailed:
+    def __repr__(self) -> str:
+        return "<cache failed>"
+
+
+_CACHE_FAILED: t.Any = _CacheFailed()
+
+
+class Simple(CachedFileBackend):
+    """Generate files inline, in the process that needs them."""
+
+    def generate(self, file: ImageCacheFile, force: bool = False) -> None:
+        """Generate ``file`` now unless its state says it exists."""
+        if force or self.get_state(file) is not CacheFileState.EXISTS:
+            self.generate_now(file, force=force)

@@ -1,0 +1,275 @@
+"""``IMAGEKIT_*`` settings: their defaults, and their validation at ``init_app``.
+
+Every key that names a class or function accepts the object itself, a class, or a
+dotted import path string; all of them are resolved once, here, so a bad value
+fails at start-up with :class:`ImproperlyConfigured`, never at the first request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing as t
+
+from PIL import Image
+from werkzeug.utils import ImportStringError, import_string
+
+from .exceptions import ImproperlyConfigured
+from .imaging import DEFAULT_ALLOWED_FORMATS
+from .storage import FileSystemStorage, Storage, clean_name
+
+if t.TYPE_CHECKING:
+    from cachelib import BaseCache
+    from flask import Flask
+
+    from .registry import Registry
+
+__all__ = ["DEFAULTS", "AppState", "load_state"]
+
+DEFAULTS: dict[str, t.Any] = {
+    "IMAGEKIT_MEDIA_ROOT": None,  # <instance_path>/media
+    "IMAGEKIT_MEDIA_URL": "/media/",
+    "IMAGEKIT_SERVE_MEDIA": True,
+    "IMAGEKIT_DEFAULT_FILE_STORAGE": None,
+    "IMAGEKIT_SOURCE_STORAGE": None,
+    "IMAGEKIT_CACHEFILE_DIR": "CACHE/images",
+    "IMAGEKIT_CACHEFILE_NAMER": "flask_imagekit.cachefiles.namers.hash",
+    "IMAGEKIT_SPEC_CACHEFILE_NAMER": "flask_imagekit.cachefiles.namers.source_name_as_path",
+    "IMAGEKIT_DEFAULT_CACHEFILE_BACKEND": "flask_imagekit.cachefiles.backends.Simple",
+    "IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY": "flask_imagekit.cachefiles.strategies.JustInTime",
+    "IMAGEKIT_CACHE_BACKEND": None,
+    "IMAGEKIT_CACHE_PREFIX": "imagekit:",
+    "IMAGEKIT_CACHE_TIMEOUT": None,
+    "IMAGEKIT_MAX_SOURCE_PIXELS": 50_000_000,
+    "IMAGEKIT_ALLOWED_SOURCE_FORMATS": DEFAULT_ALLOWED_FORMATS,
+}
+
+# SimpleCache evicts at random past its threshold; state entries are tiny.
+_SIMPLE_CACHE_THRESHOLD = 100_000
+
+
+@dataclasses.dataclass
+class AppState:
+    """Everything flask_imagekit resolved from one app's config."""
+
+    registry: Registry
+    media_root: str
+    media_url: str
+    serve_media: bool
+    storage: Storage
+    source_storage: Storage
+    cachefile_dir: str
+    cachefile_namer: t.Callable[[t.Any], str]
+    spec_cachefile_namer: t.Callable[[t.Any], str]
+    cachefile_backend: t.Any
+    cachefile_strategy: t.Any
+    cache_prefix: str
+    cache_timeout: float | None
+    max_source_pixels: int | None
+    allowed_source_formats: tuple[str, ...]
+    db: t.Any = None
+    _cache_source: t.Any = None
+    _state_cache: BaseCache | None = None
+
+    @property
+    def state_cache(self) -> BaseCache:
+        """The cachelib cache that holds cache file states (resolved on first use)."""
+        cache = self._state_cache
+        if cache is None:
+            cache = self._state_cache = _cachelib_backend(self._cache_source)
+        return cache
+
+
+def _fail(key: str, value: object, expected: str) -> t.NoReturn:
+    msg = f"{key} = {value!r} is invalid: expected {expected}."
+    raise ImproperlyConfigured(msg)
+
+
+def resolve(key: str, value: t.Any) -> t.Any:
+    """Import ``value`` if it is a dotted path string; return it otherwise."""
+    if isinstance(value, str):
+        try:
+            return import_string(value)
+        except (ImportStringError, ImportError, AttributeError) as exc:
+            msg = f"{key} = {value!r} cannot be imported: {exc}. Check the dotted path."
+            raise ImproperlyConfigured(msg) from exc
+    return value
+
+
+def resolve_instance(key: str, value: t.Any, expected: str) -> t.Any:
+    """Resolve a setting naming an object, a class (instantiated) or a dotted path."""
+    value = resolve(key, value)
+    if isinstance(value, type):
+        try:
+            return value()
+        except Exception as exc:
+            msg = f"{key}: could not create {value.__qualname__}(): {exc}. Pass an instance."
+            raise ImproperlyConfigured(msg) from exc
+    if value is None:
+        _fail(key, value, expected)
+    return value
+
+
+def _storage(key: str, value: t.Any, default: Storage) -> Storage:
+    if value is None:
+        return default
+    storage = resolve_instance(key, value, "a storage")
+    missing = [m for m in ("open", "save", "exists", "delete", "url") if not hasattr(storage, m)]
+    if missing:
+        _fail(key, value, f"a storage (it lacks {', '.join(missing)})")
+    return t.cast(Storage, storage)
+
+
+def _namer(key: str, value: t.Any) -> t.Callable[[t.Any], str]:
+    namer = resolve(key, value)
+    if not callable(namer):
+        _fail(key, value, "a namer function (generator -> name) or its dotted path")
+    return t.cast(t.Callable[[t.Any], str], namer)
+
+
+def _formats(key: str, value: t.Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, t.Iterable):
+        _fail(key, value, "a list of Pillow format names such as ['JPEG', 'PNG']")
+    Image.init()
+    formats = tuple(str(fmt).upper() for fmt in value)
+    unknown = [fmt for fmt in formats if fmt not in Image.OPEN]
+    if unknown or not formats:
+        _fail(key, value, f"format names this Pillow can decode (unknown: {unknown})")
+    return formats
+
+
+def _cache_source(key: str, value: t.Any, cache: t.Any, debug: bool, explicit: bool) -> t.Any:
+    from cachelib import BaseCache, NullCache, SimpleCache
+
+    if value is None:
+        if cache is not None:
+            value = cache
+        elif debug and not explicit:
+            return NullCache()
+        else:
+            return SimpleCache(threshold=_SIMPLE_CACHE_THRESHOLD, default_timeout=0)
+    if isinstance(value, str):
+        value = resolve(key, value)
+        if isinstance(value, type):
+            value = value()
+    if isinstance(value, BaseCache) or isinstance(value, dict):
+        return value
+    from flask_caching import Cache
+
+    if isinstance(value, Cache):
+        return value  # looked up in app.extensions on first use, so init order is free
+    _fail(key, value, "a Flask-Caching Cache, a cachelib cache, or a Flask-Caching config dict")
+
+
+def _cachelib_backend(source: t.Any) -> BaseCache:
+    from cachelib import BaseCache
+
+    if isinstance(source, BaseCache):
+        return source
+    cache_obj, app = source
+    backend = app.extensions.get("cache", {}).get(cache_obj)
+    if backend is None:
+        msg = (
+            "The Flask-Caching Cache given to ImageKit is not initialised on this app. "
+            "Call cache.init_app(app) as well."
+        )
+        raise ImproperlyConfigured(msg)
+    return t.cast("BaseCache", backend)
+
+
+def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: bool) -> AppState:
+    """Validate the ``IMAGEKIT_*`` config of ``app`` and resolve it into an AppState."""
+    from .cachefiles.strategies import resolve_strategy
+
+    config = app.config
+    media_root = config["IMAGEKIT_MEDIA_ROOT"] or os.path.join(app.instance_path, "media")
+    if not isinstance(media_root, str | os.PathLike):
+        _fail("IMAGEKIT_MEDIA_ROOT", media_root, "a directory path")
+    media_root = os.path.abspath(os.fspath(media_root))
+    media_url = config["IMAGEKIT_MEDIA_URL"]
+    if not isinstance(media_url, str) or not media_url:
+        _fail("IMAGEKIT_MEDIA_URL", media_url, "a URL prefix such as '/media/'")
+    if not media_url.endswith("/"):
+        media_url += "/"
+    local = FileSystemStorage(media_root, media_url)
+    storage = _storage(
+        "IMAGEKIT_DEFAULT_FILE_STORAGE", config["IMAGEKIT_DEFAULT_FILE_STORAGE"], local
+    )
+    source_storage = _storage(
+        "IMAGEKIT_SOURCE_STORAGE", config["IMAGEKIT_SOURCE_STORAGE"], storage
+    )
+
+    cachefile_dir = config["IMAGEKIT_CACHEFILE_DIR"]
+    try:
+        cachefile_dir = clean_name(cachefile_dir)
+    except Exception as exc:
+        msg = f"IMAGEKIT_CACHEFILE_DIR = {cachefile_dir!r} is invalid: {exc}"
+        raise ImproperlyConfigured(msg) from exc
+
+    prefix = config["IMAGEKIT_CACHE_PREFIX"]
+    if not isinstance(prefix, str):
+        _fail("IMAGEKIT_CACHE_PREFIX", prefix, "a string")
+    timeout = config["IMAGEKIT_CACHE_TIMEOUT"]
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        _fail("IMAGEKIT_CACHE_TIMEOUT", timeout, "None (forever) or a positive number of seconds")
+    max_pixels = config["IMAGEKIT_MAX_SOURCE_PIXELS"]
+    if max_pixels is not None and (
+        isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0
+    ):
+        _fail("IMAGEKIT_MAX_SOURCE_PIXELS", max_pixels, "a positive integer")
+    if not isinstance(config["IMAGEKIT_SERVE_MEDIA"], bool):
+        _fail("IMAGEKIT_SERVE_MEDIA", config["IMAGEKIT_SERVE_MEDIA"], "True or False")
+
+    cache_source = _cache_source(
+        "IMAGEKIT_CACHE_BACKEND",
+        config["IMAGEKIT_CACHE_BACKEND"],
+        cache,
+        app.debug,
+        explicit_cache,
+    )
+    if isinstance(cache_source, dict):
+        from flask_caching import Cache
+
+        flask_cache = Cache(config={"CACHE_TYPE": "SimpleCache", **cache_source})
+        flask_cache.init_app(app)
+        cache_source = (flask_cache, app)
+    elif not _is_cachelib(cache_source):
+        cache_source = (cache_source, app)
+
+    return AppState(
+        registry=registry,
+        media_root=media_root,
+        media_url=media_url,
+        serve_media=config["IMAGEKIT_SERVE_MEDIA"],
+        storage=storage,
+        source_storage=source_storage,
+        cachefile_dir=cachefile_dir,
+        cachefile_namer=_namer("IMAGEKIT_CACHEFILE_NAMER", config["IMAGEKIT_CACHEFILE_NAMER"]),
+        spec_cachefile_namer=_namer(
+            "IMAGEKIT_SPEC_CACHEFILE_NAMER", config["IMAGEKIT_SPEC_CACHEFILE_NAMER"]
+        ),
+        cachefile_backend=resolve_instance(
+            "IMAGEKIT_DEFAULT_CACHEFILE_BACKEND",
+            config["IMAGEKIT_DEFAULT_CACHEFILE_BACKEND"],
+            "a cache file backend",
+        ),
+        cachefile_strategy=resolve_strategy(
+            config["IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY"],
+            key="IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY",
+        ),
+        cache_prefix=prefix,
+        cache_timeout=timeout,
+        max_source_pixels=max_pixels,
+        allowed_source_formats=_formats(
+            "IMAGEKIT_ALLOWED_SOURCE_FORMATS", config["IMAGEKIT_ALLOWED_SOURCE_FORMATS"]
+        ),
+        _cache_source=cache_source,
+    )
+
+
+def _is_cachelib(value: object) -> bool:
+    from cachelib import BaseCache
+
+    return isinstance(value, BaseCache)

@@ -1,0 +1,190 @@
+"""Anything a user has as a source image, normalised to one :class:`SourceFile` type.
+
+A source can be a name in the source storage (``str``), a filesystem path
+(``os.PathLike``), an open file (binary, or text mode: reopened in binary by
+name), a werkzeug ``FileStorage``, or the value behind a model column.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import typing as t
+
+from .exceptions import MissingSource, SourceError, StorageError
+
+if t.TYPE_CHECKING:
+    from .storage import Storage
+
+__all__ = ["SourceFile", "as_source"]
+
+
+class SourceFile:
+    """A source image: its name, how to read its bytes, and where it came from.
+
+    ``name`` is what cache file names are derived from. ``instance`` and
+    ``attname`` are set for sources read from a model column (see
+    :func:`flask_imagekit.utils.get_field_info`).
+    """
+
+    __slots__ = ("_file", "_path", "attname", "instance", "name", "storage")
+
+    def __init__(
+        self,
+        name: str | None,
+        *,
+        storage: Storage | None = None,
+        file: t.IO[t.Any] | None = None,
+        path: str | None = None,
+        instance: t.Any = None,
+        attname: str | None = None,
+    ) -> None:
+        self.name = name
+        self.storage = storage
+        self.instance = instance
+        self.attname = attname
+        self._file = file
+        self._path = path
+
+    def __bool__(self) -> bool:
+        return bool(self.name) or self._file is not None
+
+    def __repr__(self) -> str:
+        return f"<SourceFile {self.name!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SourceFile):
+            return NotImplemented
+        return (self.name, self._path, self._file) == (other.name, other._path, other._file)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self._path))
+
+    def __getstate__(self) -> dict[str, t.Any]:
+        # Open files and model instances do not travel; the name does.
+        return {"name": self.name, "path": self._path, "storage": self.storage}
+
+    def __setstate__(self, state: dict[str, t.Any]) -> None:
+        self.name = state["name"]
+        self.storage = state["storage"]
+        self._path = state["path"]
+        self._file = None
+        self.instance = None
+        self.attname = None
+
+    @property
+    def reference(self) -> str | None:
+        """A JSON-safe reference that locates this source again in another process."""
+        return self._path or self.name
+
+    @contextlib.contextmanager
+    def open(self) -> t.Iterator[t.IO[bytes]]:
+        """Give a binary file positioned at the start of the source's bytes.
+
+        A file this source was given open stays open (and goes back to where it
+        was); anything opened here is closed again.
+        """
+        file = self._file
+        if file is not None and not getattr(file, "closed", False) and _is_binary(file):
+            position = _tell(file)
+            try:
+                file.seek(0)
+            except (OSError, AttributeError, ValueError):
+                pass
+            try:
+                yield file
+            finally:
+                if position is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        file.seek(position)
+            return
+        if self._path is not None:
+            with self._open_path(self._path) as fp:
+                yield fp
+            return
+        if not self.name:
+            msg = "This source has no name and no file. Give the spec a source image."
+            raise MissingSource(msg)
+        with self._open_storage(self.name) as fp:
+            yield fp
+
+    @contextlib.contextmanager
+    def _open_path(self, path: str) -> t.Iterator[t.IO[bytes]]:
+        try:
+            fp = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError as exc:
+            msg = f"The source file {path!r} does not exist. Check the path or upload it again."
+            raise MissingSource(msg) from exc
+        except OSError as exc:
+            msg = f"Could not open the source file {path!r}: {exc}."
+            raise SourceError(msg) from exc
+        with fp:
+            yield fp
+
+    @contextlib.contextmanager
+    def _open_storage(self, name: str) -> t.Iterator[t.IO[bytes]]:
+        storage = self.storage or _default_source_storage()
+        try:
+            fp = storage.open(name, "rb")
+        except FileNotFoundError as exc:
+            msg = (
+                f"The source {name!r} does not exist in {storage!r}. Check the name, or "
+                "upload the file again."
+            )
+            raise MissingSource(msg) from exc
+        except StorageError as exc:
+            raise SourceError(str(exc)) from exc
+        with fp:
+            yield fp
+
+
+def _is_binary(file: t.IO[t.Any]) -> bool:
+    if isinstance(file, io.TextIOBase):
+        return False
+    mode = getattr(file, "mode", "rb")
+    return not isinstance(mode, str) or "b" in mode or "r" not in mode
+
+
+def _tell(file: t.IO[t.Any]) -> int | None:
+    try:
+        return file.tell()
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def _default_source_storage() -> Storage:
+    from .extension import current_state
+
+    return current_state().source_storage
+
+
+def as_source(value: t.Any, *, storage: Storage | None = None) -> SourceFile | None:
+    """Normalise what a user passes as a source; ``None`` or ``""`` give ``None``."""
+    if value is None or isinstance(value, SourceFile):
+        return value
+    if isinstance(value, str):
+        return SourceFile(value, storage=storage) if value else None
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        return SourceFile(str(path), path=str(path))
+    stream = getattr(value, "stream", None)
+    if stream is not None and hasattr(value, "filename"):  # werkzeug FileStorage
+        return SourceFile(value.filename or None, file=stream)
+    if hasattr(value, "read"):
+        name = getattr(value, "name", None)
+        name = name if isinstance(name, str) else None
+        if not _is_binary(value) or getattr(value, "closed", False):
+            if name is None:
+                msg = (
+                    f"{value!r} is closed or open in text mode and has no name to reopen it "
+                    "by. Pass a file opened in binary mode ('rb')."
+                )
+                raise SourceError(msg)
+            return SourceFile(name, path=os.path.abspath(name))
+        return SourceFile(name, file=value)
+    msg = (
+        f"Cannot use {value!r} as a source image. Pass a name in the source storage, a "
+        "path, a binary file or an uploaded FileStorage."
+    )
+    raise SourceError(msg)

@@ -1,0 +1,177 @@
+"""Image specs: generators that derive an image from a source.
+
+A spec class declares ``processors`` (a list, or a property for specs that change
+with their source), ``format``, ``options`` and ``autoconvert``; an instance is
+bound to one source and ``generate()`` returns the encoded image.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import threading
+import typing as t
+
+from ..exceptions import GenerationError, ImageKitError, MissingSource
+from ..imaging import DEFAULT_ALLOWED_FORMATS, decode, open_image, save_image
+from ..sources import SourceFile, as_source
+from .hashing import canonical, digest
+
+__all__ = ["BaseImageSpec", "ImageSpec"]
+
+_DEFAULT_MAX_PIXELS = 50_000_000
+_PARAM_FIELDS = ("processors", "format", "options", "autoconvert", "auto_orient")
+# Spec classes with static parameters: their canonical form, computed once.
+_params_memo: dict[tuple[t.Any, ...], str] = {}
+_params_memo_lock = threading.Lock()
+
+
+class BaseImageSpec:
+    """A generator bound to a source, with the cache file settings it wants.
+
+    ``cachefile_storage``, ``cachefile_backend``, ``cachefile_strategy`` and
+    ``cachefile_namer`` default to the app's settings when left as None.
+    """
+
+    cachefile_storage: t.Any = None
+    cachefile_backend: t.Any = None
+    cachefile_strategy: t.Any = None
+    cachefile_namer: t.Any = None
+
+    def __init__(self, source: t.Any = None) -> None:
+        self.source: SourceFile | None = as_source(source)
+
+    @property
+    def cachefile_name(self) -> str | None:
+        """The cache file name from the spec's namer (None without a source)."""
+        if not self.source:
+            return None
+        namer = type(self).cachefile_namer
+        if namer is None:
+            from ..extension import current_state
+
+            namer = current_state().spec_cachefile_namer
+        elif isinstance(namer, str):
+            from ..config import resolve
+
+            namer = resolve("cachefile_namer", namer)
+        return t.cast(str, namer(self))
+
+    def generate(self) -> t.IO[bytes]:
+        """Return the generated image as a binary file object."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} source={self.source!r}>"
+
+
+class ImageSpec(BaseImageSpec):
+    """A spec made of processors, an output format and encoder options.
+
+    ``auto_orient`` (default True) turns the source upright by its EXIF
+    orientation before the processors run.
+    """
+
+    processors: t.Any = ()
+    format: str | None = None
+    options: t.Mapping[str, t.Any] | None = None
+    autoconvert: bool = True
+    auto_orient: bool = True
+
+    def get_hash(self) -> str:
+        """A stable digest of the source name and every parameter of the output."""
+        cached: str | None = self.__dict__.get("_hash")
+        if cached is None:
+            source_name = self.source.name if self.source else None
+            cached = digest(source_name, self._params_canonical())
+            self.__dict__["_hash"] = cached
+        return cached
+
+    def _params_canonical(self) -> str:
+        cls = type(self)
+        static = not any(name in self.__dict__ for name in _PARAM_FIELDS) and not isinstance(
+            inspect.getattr_static(cls, "processors"), property
+        )
+        if not static:
+            return canonical(self._params())
+        # Keyed by identity of the class attributes, so reassigning one is noticed.
+        key = (
+            cls,
+            id(cls.processors),
+            id(cls.options),
+            cls.format,
+            cls.autoconvert,
+            cls.auto_orient,
+        )
+        text = _params_memo.get(key)
+        if text is None:
+            text = canonical(self._params())
+            with _params_memo_lock:
+                _params_memo[key] = text
+        return text
+
+    def _params(self) -> list[t.Any]:
+        return [
+            list(self.processors or ()),
+            self.format,
+            dict(self.options or {}),
+            self.autoconvert,
+            self.auto_orient,
+        ]
+
+    def generate(self) -> io.BytesIO:
+        """Open the source, run the processors and encode; return a BytesIO.
+
+        Raises :class:`MissingSource` without a source, :class:`SourceError` for a
+        source that cannot be used, :class:`GenerationError` when a processor or
+        the encoder fails.
+        """
+        source = self.source
+        if not source:
+            msg = f"{type(self).__name__} has no source image. Pass source=... to the spec."
+            raise MissingSource(msg)
+        formats, max_pixels = _limits()
+        processors = list(self.processors or ())
+        with source.open() as fp:
+            img = open_image(fp, formats=formats, max_pixels=max_pixels, name=source.name)
+            original_format = img.format
+            img, remaining = decode(
+                img, processors, auto_orient=self.auto_orient, name=source.name
+            )
+        for processor in remaining:
+            try:
+                img = processor.process(img)
+            except ImageKitError:
+                raise
+            except Exception as exc:
+                msg = (
+                    f"The processor {processor!r} of {type(self).__name__} failed on "
+                    f"{source.name!r}: {exc}. Fix the processor or the spec's parameters."
+                )
+                raise GenerationError(msg) from exc
+        fmt = self.format or img.format or _web_format(original_format)
+        out = io.BytesIO()
+        try:
+            save_image(img, out, fmt, self.options, self.autoconvert)
+        except Exception as exc:
+            msg = (
+                f"Could not encode the output of {type(self).__name__} for {source.name!r} "
+                f"as {fmt}: {exc}. Check the spec's format and options."
+            )
+            raise GenerationError(msg) from exc
+        return out
+
+
+def _web_format(source_format: str | None) -> str:
+    if source_format in (None, "MPO"):
+        return "JPEG"
+    return source_format
+
+
+def _limits() -> tuple[tuple[str, ...], int | None]:
+    from ..extension import current_state_or_none
+
+    state = current_state_or_none()
+    if state is None:
+        return DEFAULT_ALLOWED_FORMATS, _DEFAULT_MAX_PIXELS
+    return state.allowed_source_formats, state.max_source_pixels
