@@ -42,6 +42,7 @@ DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_CACHE_TIMEOUT": None,
     "IMAGEKIT_MAX_SOURCE_PIXELS": 50_000_000,
     "IMAGEKIT_ALLOWED_SOURCE_FORMATS": DEFAULT_ALLOWED_FORMATS,
+    "IMAGEKIT_DELETE_ORPHANED_CACHEFILES": False,
 }
 
 # SimpleCache evicts at random past its threshold; state entries are tiny.
@@ -67,6 +68,7 @@ class AppState:
     cache_timeout: float | None
     max_source_pixels: int | None
     allowed_source_formats: tuple[str, ...]
+    delete_orphaned_cachefiles: bool = False
     db: t.Any = None
     _cache_source: t.Any = None
     _state_cache: BaseCache | None = None
@@ -219,8 +221,9 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0
     ):
         _fail("IMAGEKIT_MAX_SOURCE_PIXELS", max_pixels, "a positive integer")
-    if not isinstance(config["IMAGEKIT_SERVE_MEDIA"], bool):
-        _fail("IMAGEKIT_SERVE_MEDIA", config["IMAGEKIT_SERVE_MEDIA"], "True or False")
+    for flag in ("IMAGEKIT_SERVE_MEDIA", "IMAGEKIT_DELETE_ORPHANED_CACHEFILES"):
+        if not isinstance(config[flag], bool):
+            _fail(flag, config[flag], "True or False")
 
     cache_source = _cache_source(
         "IMAGEKIT_CACHE_BACKEND",
@@ -265,6 +268,7 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         allowed_source_formats=_formats(
             "IMAGEKIT_ALLOWED_SOURCE_FORMATS", config["IMAGEKIT_ALLOWED_SOURCE_FORMATS"]
         ),
+        delete_orphaned_cachefiles=config["IMAGEKIT_DELETE_ORPHANED_CACHEFILES"],
         _cache_source=cache_source,
     )
 

@@ -153,6 +153,9 @@ def dispatch_source_event(state: AppState, sender: t.Any, source: t.Any, event: 
             file = ImageCacheFile(generator)
             for callback in _SOURCE_CALLBACKS[event]:
                 call_strategy(file.cachefile_strategy, callback, file)
+            if event == "deleted" and state.delete_orphaned_cachefiles:
+                file.storage.delete(file.name)
+                file.cachefile_backend.forget(file)
         except ImageKitError:
             logger.exception(
                 "flask_imagekit: handling source %s of %r for %r failed",

@@ -143,7 +143,7 @@ class Registry:
         return [
             id
             for id in self.source_group_ids()
-            if any(group is source_group for group in self.source_groups(id))
+            if any(group == source_group for group in self.source_groups(id))
         ]
 
 

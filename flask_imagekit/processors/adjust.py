@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import ClassVar, Literal, Protocol
 
-from PIL import ExifTags, Image, ImageColor, ImageEnhance, ImageFilter, ImageOps
+from PIL import ExifTags, Image, ImageColor, ImageEnhance, ImageFilter, ImageMode, ImageOps
 
 from flask_imagekit.exceptions import ImproperlyConfigured
 
@@ -66,7 +66,14 @@ class Reflection:
     opacity: float = 0.6
 
     def __post_init__(self) -> None:
-        ImageColor.getrgb(self.background_color)  # raises ValueError on unknown colours
+        try:
+            ImageColor.getrgb(self.background_color)
+        except ValueError:
+            msg = (
+                f"Reflection: unknown background_color {self.background_color!r}; "
+                "give a colour name or a '#rrggbb' string."
+            )
+            raise ImproperlyConfigured(msg) from None
 
     def process(self, img: Image.Image) -> Image.Image:
         """Return a taller RGBA image: ``img`` and its faded reflection below."""
@@ -159,6 +166,13 @@ class Convert:
     """Convert the image to another mode, e.g. ``Convert("RGB")``."""
 
     mode: str
+
+    def __post_init__(self) -> None:
+        try:
+            ImageMode.getmode(self.mode)
+        except KeyError:
+            msg = f"Convert: unknown mode {self.mode!r}; use a Pillow mode such as 'RGB' or 'L'."
+            raise ImproperlyConfigured(msg) from None
 
     def process(self, img: Image.Image) -> Image.Image:
         """Return ``img`` converted to ``mode``."""

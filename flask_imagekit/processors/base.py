@@ -19,6 +19,8 @@ __all__ = [
     "Processor",
     "ProcessorPipeline",
     "ResizePlan",
+    "check_size",
+    "freeze_color",
     "is_processor",
     "lanczos_resize",
     "plan_processors",
@@ -68,6 +70,18 @@ class ResizePlan(NamedTuple):
     size: tuple[int, int]
     #: Processors that finish the job on the resized image.
     after: tuple[Processor, ...] = ()
+
+    def rescaled(self, from_size: tuple[int, int], to_size: tuple[int, int]) -> ResizePlan:
+        """This plan for the same input decoded at another size (e.g. a JPEG draft)."""
+        scale_x, scale_y = to_size[0] / from_size[0], to_size[1] / from_size[1]
+        left, top, right, bottom = self.box
+        box = (
+            left * scale_x,
+            top * scale_y,
+            min(right * scale_x, to_size[0]),
+            min(bottom * scale_y, to_size[1]),
+        )
+        return self._replace(box=box)
 
     def apply(self, img: Image.Image) -> Image.Image:
         """Carry out the plan on ``img`` (an image of the size the plan was made for)."""
@@ -169,6 +183,20 @@ def _anchor_tuple(anchor: object) -> tuple[float, float]:
 
 def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_size(owner: str, **dimensions: int | None) -> None:
+    """Raise ImproperlyConfigured unless every given dimension is None or a positive int."""
+    for name, value in dimensions.items():
+        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            continue
+        msg = f"{owner}: {name} must be a positive number of pixels, not {value!r}."
+        raise ImproperlyConfigured(msg)
+
+
+def freeze_color(color: object) -> object:
+    """Return ``color`` with lists turned into tuples, so processors stay hashable."""
+    return tuple(color) if isinstance(color, list) else color
 
 
 def plan_processors(processors: Sequence[object], size: tuple[int, int]) -> ResizePlan | None:

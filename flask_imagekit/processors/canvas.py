@@ -8,26 +8,12 @@ from PIL import Image
 
 from flask_imagekit.exceptions import ImproperlyConfigured
 
-from .base import Anchor, AnchorLike, ColorLike
+from .base import Anchor, AnchorLike, ColorLike, check_size, freeze_color
 
 __all__ = ["AddBorder", "ResizeCanvas"]
 
 #: pilkit's default canvas colour: transparent white.
 TRANSPARENT: tuple[int, int, int, int] = (255, 255, 255, 0)
-
-
-def check_size(owner: str, **dimensions: int | None) -> None:
-    """Raise ImproperlyConfigured unless every given dimension is None or a positive int."""
-    for name, value in dimensions.items():
-        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            continue
-        msg = f"{owner}: {name} must be a positive number of pixels, not {value!r}."
-        raise ImproperlyConfigured(msg)
-
-
-def freeze_color(color: object) -> object:
-    """Return ``color`` with lists turned into tuples, so processors stay hashable."""
-    return tuple(color) if isinstance(color, list) else color
 
 
 def _is_thickness(value: object) -> bool:

@@ -9,8 +9,8 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from flask_imagekit.exceptions import ImproperlyConfigured
 
-from .base import AnchorLike
-from .canvas import ResizeCanvas, check_size
+from .base import AnchorLike, check_size
+from .canvas import ResizeCanvas
 
 __all__ = ["Crop", "Side", "SmartCrop", "TrimBorderColor", "detect_border_color"]
 
@@ -103,10 +103,11 @@ class Crop:
 
     def __post_init__(self) -> None:
         check_size("Crop", width=self.width, height=self.height)
-        # Validates anchor/x/y now rather than at the first image.
-        ResizeCanvas(1, 1, anchor=self.anchor, x=self.x, y=self.y)
-        if isinstance(self.anchor, list):
-            object.__setattr__(self, "anchor", tuple(self.anchor))
+        # Checked and normalised as ResizeCanvas does it, now rather than at the first image.
+        canvas = ResizeCanvas(1, 1, anchor=self.anchor, x=self.x, y=self.y)
+        object.__setattr__(self, "anchor", canvas.anchor)
+        object.__setattr__(self, "x", canvas.x)
+        object.__setattr__(self, "y", canvas.y)
 
     def process(self, img: Image.Image) -> Image.Image:
         """Return the anchored ``width`` x ``height`` region of ``img`` as RGBA."""

@@ -9,8 +9,8 @@ from PIL import Image
 
 from flask_imagekit.exceptions import ImproperlyConfigured
 
-from .base import Anchor, AnchorLike, ColorLike
-from .canvas import ResizeCanvas, freeze_color
+from .base import Anchor, AnchorLike, ColorLike, freeze_color
+from .canvas import ResizeCanvas
 
 __all__ = ["ColorOverlay", "ImageOverlay", "MakeOpaque", "SetOpacity"]
 

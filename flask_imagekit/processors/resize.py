@@ -14,10 +14,12 @@ from .base import (
     AnchorLike,
     ColorLike,
     ResizePlan,
+    check_size,
+    freeze_color,
     lanczos_resize,
     resolve_palette,
 )
-from .canvas import ResizeCanvas, check_size, freeze_color
+from .canvas import ResizeCanvas
 from .crop import Crop, SmartCrop
 
 __all__ = [
@@ -126,8 +128,8 @@ class ResizeToFill:
     def __post_init__(self) -> None:
         _require_both("ResizeToFill", self.width, self.height)
         check_size("ResizeToFill", width=self.width, height=self.height)
-        if self.anchor is not None:
-            object.__setattr__(self, "anchor", Anchor.validate(self.anchor))
+        # No anchor means the centre, as in pilkit; stored as such so equal means equal.
+        object.__setattr__(self, "anchor", Anchor.validate(self.anchor or Anchor.CENTER))
 
     def plan(self, size: tuple[int, int]) -> ResizePlan | None:
         """The anchored crop region, mapped back to the input, resized to the target size.
@@ -210,8 +212,7 @@ class ResizeToFit:
         if self.mat_color is not None:
             _require_both("ResizeToFit with a mat_color", self.width, self.height)
             object.__setattr__(self, "mat_color", freeze_color(self.mat_color))
-        if self.anchor is not None:
-            object.__setattr__(self, "anchor", Anchor.validate(self.anchor))
+        object.__setattr__(self, "anchor", Anchor.validate(self.anchor or Anchor.CENTER))
 
     def fit_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The size an image of ``size`` is resized to (when it is resized)."""
@@ -282,6 +283,8 @@ class Thumbnail:
         if not crop and self.width is None and self.height is None:
             msg = "Thumbnail needs a width, a height or both; got neither."
             raise ImproperlyConfigured(msg)
+        if crop and anchor is None:
+            anchor = Anchor.CENTER  # crop=True without an anchor: ResizeToFill's default
         if anchor is not None and anchor != "auto":
             anchor = Anchor.validate(anchor)
         object.__setattr__(self, "anchor", anchor)

@@ -1,0 +1,508 @@
+"""SQLAlchemy integration: spec attributes on models, processed upload columns.
+
+``ImageSpecField`` is a virtual attribute: ``profile.avatar_thumbnail`` is the
+cache file of a spec applied to the ``avatar`` column. Defining one registers
+its spec and an :class:`ImageFieldSourceGroup`; session listeners then send
+``source_created`` / ``source_changed`` / ``source_deleted`` once the
+transaction commits (never for rolled-back work), so strategies such as
+``Optimistic`` generate files as soon as a source is saved.
+
+``ProcessedImageField`` is a real column: assigning an upload processes it once
+and stores the result; the column keeps the stored name.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import typing as t
+import weakref
+
+from sqlalchemy import String, event, inspect
+from sqlalchemy.orm import MappedColumn, Mapper, Session, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from .cachefiles import ImageCacheFile
+from .exceptions import ImproperlyConfigured
+from .registry import default_registry
+from .signals import source_changed, source_created, source_deleted
+from .sources import SourceFile
+from .specs import ImageSpec
+from .specs.sourcegroups import ImageFieldSourceGroup
+
+if t.TYPE_CHECKING:
+    from .storage import Storage
+
+__all__ = ["ImageSpecField", "ProcessedImageField", "StoredImage"]
+
+logger = logging.getLogger(__name__)
+
+_EVENTS_KEY = "imagekit_source_events"
+_READY_KEY = "imagekit_ready_events"
+_STORED_KEY = "imagekit_stored_files"
+
+# Model classes -> {source attribute: its source group}, for the session listeners.
+_watched: weakref.WeakKeyDictionary[type, dict[str, ImageFieldSourceGroup]] = (
+    weakref.WeakKeyDictionary()
+)
+_listen_lock = threading.Lock()
+_listening = False
+
+
+def _spec_id_prefix(model: type) -> str:
+    module = model.__module__
+    return module.split(".", 1)[0] if module != "__main__" else "__main__"
+
+
+class ImageSpecField:
+    """A model attribute holding the cache file of a spec applied to a source column.
+
+    Either the shorthand (``processors``, ``format``, ``options``, …, building a
+    spec registered as ``<module>:<model>:<attr>``) or ``spec_id=`` (also
+    ``id=``) naming a registered spec.
+    """
+
+    def __init__(
+        self,
+        processors: t.Any = None,
+        format: str | None = None,
+        options: t.Mapping[str, t.Any] | None = None,
+        source: str | None = None,
+        cachefile_storage: t.Any = None,
+        autoconvert: bool | None = None,
+        cachefile_backend: t.Any = None,
+        cachefile_strategy: t.Any = None,
+        spec: type[ImageSpec] | None = None,
+        id: str | None = None,
+        spec_id: str | None = None,
+    ) -> None:
+        if id and spec_id and id != spec_id:
+            msg = f"ImageSpecField got id={id!r} and spec_id={spec_id!r}; give only one."
+            raise ImproperlyConfigured(msg)
+        self.spec_id = spec_id or id
+        shorthand = {
+            "processors": processors,
+            "format": format,
+            "options": options,
+            "autoconvert": autoconvert,
+            "cachefile_storage": cachefile_storage,
+            "cachefile_backend": cachefile_backend,
+            "cachefile_strategy": cachefile_strategy,
+        }
+        given = {key: value for key, value in shorthand.items() if value is not None}
+        if self.spec_id and (given or spec):
+            msg = (
+                f"ImageSpecField(spec_id={self.spec_id!r}) takes its processors from the "
+                f"registered spec; remove {', '.join(given) or 'spec'} or drop spec_id."
+            )
+            raise ImproperlyConfigured(msg)
+        if not source:
+            msg = "ImageSpecField needs source='<name of the column holding the image>'."
+            raise ImproperlyConfigured(msg)
+        self.source = source
+        self.spec_class: type[ImageSpec] | None = None
+        if not self.spec_id:
+            base = spec or ImageSpec
+            attrs = dict(given)
+            if "processors" in attrs:
+                attrs["processors"] = list(attrs["processors"])
+            self.spec_class = type("ImageSpecFieldSpec", (base,), attrs)
+        self.model: type | None = None
+        self.attname: str | None = None
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.model = owner
+        self.attname = name
+        spec_class = self.spec_class
+        if spec_class is not None:
+            self.spec_id = f"{_spec_id_prefix(owner)}:{owner.__name__}:{name}".lower()
+            spec_class.__qualname__ = f"{owner.__qualname__}.{name}"
+            spec_class.__module__ = owner.__module__
+            # Redefining the model (tests, factories, reloads) replaces the old spec.
+            default_registry.register_generator(self.spec_id, spec_class, replace=True)
+        assert self.spec_id is not None
+        group = ImageFieldSourceGroup(owner, self.source)
+        default_registry.replace_source_groups(self.spec_id, lambda other: other == group)
+        default_registry.register_source_group(self.spec_id, group)
+        _watched.setdefault(owner, {})[self.source] = group
+        _listen()
+
+    @t.overload
+    def __get__(self, instance: None, owner: type) -> ImageSpecField: ...
+
+    @t.overload
+    def __get__(self, instance: object, owner: type) -> ImageCacheFile: ...
+
+    def __get__(self, instance: object | None, owner: type) -> ImageSpecField | ImageCacheFile:
+        if instance is None:
+            return self
+        value = getattr(instance, self.source)
+        name = _name_of(value)
+        source = SourceFile(name, instance=instance, attname=self.source) if name else None
+        from .extension import current_state_or_none
+
+        state = current_state_or_none()
+        registry = state.registry if state is not None else default_registry
+        assert self.spec_id is not None
+        return ImageCacheFile(registry.get_generator(self.spec_id, source=source))
+
+    def __repr__(self) -> str:
+        return f"<ImageSpecField {self.spec_id!r} source={self.source!r}>"
+
+
+def _name_of(value: t.Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    name = getattr(value, "name", None)
+    return name if isinstance(name, str) and name else None
+
+
+# Session listeners -------------------------------------------------------------------
+
+
+def _listen() -> None:
+    """Attach the session listeners, once per process."""
+    global _listening
+    with _listen_lock:
+        if _listening:
+            return
+        event.listen(Session, "before_flush", _before_flush)
+        event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_transaction_end", _after_transaction_end)
+        event.listen(Session, "after_rollback", _after_rollback)
+        event.listen(Session, "after_soft_rollback", _after_soft_rollback)
+        event.listen(Mapper, "mapper_configured", _mapper_configured)
+        _listening = True
+
+
+def _watched_attrs(instance: object) -> dict[str, ImageFieldSourceGroup]:
+    attrs: dict[str, ImageFieldSourceGroup] = {}
+    for cls in reversed(type(instance).__mro__):
+        attrs.update(_watched.get(cls, {}))
+    return attrs
+
+
+def _active() -> bool:
+    from .extension import current_state_or_none
+
+    return current_state_or_none() is not None
+
+
+def _before_flush(session: Session, flush_context: t.Any, instances: t.Any) -> None:
+    if not _active():
+        return
+    # Deleted rows' sources must be loaded while the rows still exist.
+    for instance in session.deleted:
+        for attr in _watched_attrs(instance):
+            getattr(instance, attr, None)
+
+
+def _after_flush(session: Session, flush_context: t.Any) -> None:
+    if not _active():
+        return
+    events: list[tuple[str, ImageFieldSourceGroup, SourceFile]] = session.info.setdefault(
+        _EVENTS_KEY, []
+    )
+
+    def source(instance: object, attr: str, value: t.Any) -> SourceFile | None:
+        name = _name_of(value)
+        return SourceFile(name, instance=instance, attname=attr) if name else None
+
+    for instance in session.new:
+        for attr, group in _watched_attrs(instance).items():
+            created = source(instance, attr, getattr(instance, attr, None))
+            if created is not None:
+                events.append(("created", group, created))
+    for instance in session.dirty:
+        for attr, group in _watched_attrs(instance).items():
+            history = inspect(instance).attrs[attr].history
+            if not history.has_changes():
+                continue
+            new = source(instance, attr, history.added[0] if history.added else None)
+            old = source(instance, attr, history.deleted[0] if history.deleted else None)
+            if _name_of(new and new.name) == _name_of(old and old.name):
+                continue
+            if new is not None:
+                events.append(("changed", group, new))
+            if old is not None:
+                events.append(("deleted", group, old))
+    for instance in session.deleted:
+        for attr, group in _watched_attrs(instance).items():
+            history = inspect(instance).attrs[attr].history
+            committed = (history.deleted or history.unchanged or [None])[0]
+            deleted = source(instance, attr, committed)
+            if deleted is not None:
+                events.append(("deleted", group, deleted))
+    stored = _pending_stored.pop_for(session)
+    if stored:
+        session.info.setdefault(_STORED_KEY, []).extend(stored)
+
+
+def _after_commit(session: Session) -> None:
+    session.info.pop(_STORED_KEY, None)
+    events = session.info.pop(_EVENTS_KEY, None)
+    if events:
+        # Sent once the transaction is over, when rows can be loaded again.
+        session.info.setdefault(_READY_KEY, []).extend(events)
+
+
+def _after_transaction_end(session: Session, transaction: t.Any) -> None:
+    if transaction.parent is not None or _READY_KEY not in session.info:
+        return
+    events = session.info.pop(_READY_KEY)
+    from .extension import current_state_or_none
+
+    if current_state_or_none() is None:
+        return
+    signals = {"created": source_created, "changed": source_changed, "deleted": source_deleted}
+    for kind, group, source in events:
+        signals[kind].send(group, source=source)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_EVENTS_KEY, None)
+    session.info.pop(_READY_KEY, None)
+    stored = session.info.pop(_STORED_KEY, []) + _pending_stored.pop_for(session)
+    for storage, name in stored:
+        _delete_quietly(storage, name)
+
+
+def _after_soft_rollback(session: Session, previous_transaction: t.Any) -> None:
+    _after_rollback(session)
+
+
+def _delete_quietly(storage: Storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except Exception:
+        logger.warning("flask_imagekit: could not delete %r after a rollback", name, exc_info=True)
+
+
+# ProcessedImageField ---------------------------------------------------------------
+
+
+class StoredImage(str):
+    """A stored image name with ``.name``, ``.url``, ``.width``, ``.height`` and ``.open()``."""
+
+    __slots__ = ("_size", "_storage")
+
+    _storage: Storage | None
+    _size: tuple[int, int] | None
+
+    def __new__(cls, name: str, storage: Storage | None = None) -> StoredImage:
+        self = super().__new__(cls, name)
+        self._storage = storage
+        self._size = None
+        return self
+
+    @property
+    def name(self) -> str:
+        """The name in the storage."""
+        return str(self)
+
+    @property
+    def storage(self) -> Storage:
+        """The storage holding the image (the app's source storage by default)."""
+        if self._storage is None:
+            from .extension import current_state
+
+            return current_state().source_storage
+        return self._storage
+
+    @property
+    def url(self) -> str:
+        """The image's URL."""
+        return self.storage.url(self.name)
+
+    @property
+    def path(self) -> str:
+        """The image's local path (local storages only)."""
+        return self.storage.path(self.name)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``, read from the file's header once."""
+        if self._size is None:
+            from PIL import Image
+
+            with self.storage.open(self.name, "rb") as fp, Image.open(fp) as img:
+                self._size = img.size
+        return self._size
+
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return self.size[1]
+
+    def open(self, mode: str = "rb") -> t.IO[bytes]:
+        """Open the stored image."""
+        return self.storage.open(self.name, mode)
+
+    def __html__(self) -> str:
+        from markupsafe import escape
+
+        return f'<img src="{escape(self.url)}" width="{self.width}" height="{self.height}">'
+
+
+class StoredImageType(TypeDecorator[str]):
+    """Column type of :func:`ProcessedImageField`: a name in, a :class:`StoredImage` out."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(
+        self,
+        spec: type[ImageSpec],
+        upload_to: str | t.Callable[[t.Any, str], str],
+        storage: Storage | None = None,
+        length: int = 255,
+    ) -> None:
+        super().__init__(length)
+        self.spec = spec
+        self.upload_to = upload_to
+        self.storage = storage
+
+    def process_bind_param(self, value: t.Any, dialect: t.Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        msg = (
+            f"A ProcessedImageField column can only store a name, not {value!r}; assign the "
+            "upload to the model attribute so it is processed first."
+        )
+        raise TypeError(msg)
+
+    def process_result_value(self, value: str | None, dialect: t.Any) -> StoredImage | None:
+        return StoredImage(value, self.storage) if value is not None else None
+
+    def store(self, instance: object, upload: t.Any) -> StoredImage:
+        """Process ``upload`` with the spec and save it; return the stored name."""
+        source = SourceFile(_upload_name(upload), file=_binary(upload))
+        spec = self.spec(source=source)
+        content = spec.generate()
+        filename = _target_name(source.name or "image", spec.format or _detect_format(content))
+        upload_to = self.upload_to
+        name = upload_to(instance, filename) if callable(upload_to) else f"{upload_to}/{filename}"
+        storage = self.storage
+        if storage is None:
+            from .extension import current_state
+
+            storage = current_state().source_storage
+        stored = storage.save(name.strip("/"), content, overwrite=False)
+        return StoredImage(stored, self.storage)
+
+
+def _upload_name(upload: t.Any) -> str | None:
+    name = getattr(upload, "filename", None) or getattr(upload, "name", None)
+    return os.path.basename(str(name).replace("\\", "/")) if isinstance(name, str) else None
+
+
+def _binary(upload: t.Any) -> t.IO[bytes]:
+    stream = getattr(upload, "stream", upload)
+    if isinstance(stream, bytes | bytearray):
+        return io.BytesIO(stream)
+    return t.cast(t.IO[bytes], stream)
+
+
+def _detect_format(content: io.BytesIO) -> str:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(content.getvalue())) as img:
+        return img.format or "JPEG"
+
+
+def _target_name(original: str, format: str) -> str:
+    from werkzeug.utils import secure_filename
+
+    from .utils import format_to_extension
+
+    stem = secure_filename(os.path.splitext(original)[0]) or "image"
+    return f"{stem[:100]}{format_to_extension(format)}"
+
+
+class _PendingStored:
+    """Files stored by assignments, until the session they are flushed in ends."""
+
+    def __init__(self) -> None:
+        self._by_instance: weakref.WeakKeyDictionary[object, list[tuple[t.Any, str]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def add(self, instance: object, storage: t.Any, name: str) -> None:
+        self._by_instance.setdefault(instance, []).append((storage, name))
+
+    def pop_for(self, session: Session) -> list[tuple[t.Any, str]]:
+        stored: list[tuple[t.Any, str]] = []
+        for instance in list(self._by_instance):
+            if inspect(instance).session is session:
+                stored.extend(self._by_instance.pop(instance, []))
+        return stored
+
+
+_pending_stored = _PendingStored()
+
+
+def _mapper_configured(mapper: Mapper[t.Any], class_: type) -> None:
+    for prop in mapper.column_attrs:
+        for column in prop.columns:
+            if isinstance(getattr(column, "type", None), StoredImageType):
+                attribute = getattr(class_, prop.key)
+                if not event.contains(attribute, "set", _on_set):
+                    event.listen(attribute, "set", _on_set, retval=True)
+
+
+def _on_set(target: object, value: t.Any, oldvalue: t.Any, initiator: t.Any) -> t.Any:
+    if value is None or isinstance(value, str):
+        return value
+    column_type = _column_type(type(target), initiator.key)
+    stored = column_type.store(target, value)
+    _pending_stored.add(target, column_type.storage or _source_storage(), stored.name)
+    return stored
+
+
+def _source_storage() -> Storage:
+    from .extension import current_state
+
+    return current_state().source_storage
+
+
+def _column_type(model: type, key: str) -> StoredImageType:
+    column_type: t.Any = inspect(model).columns[key].type
+    return t.cast(StoredImageType, column_type)
+
+
+def ProcessedImageField(  # noqa: N802 - django-imagekit's public name
+    upload_to: str | t.Callable[[t.Any, str], str] = "",
+    processors: t.Any = None,
+    format: str | None = None,
+    options: t.Mapping[str, t.Any] | None = None,
+    autoconvert: bool = True,
+    spec: type[ImageSpec] | None = None,
+    storage: Storage | None = None,
+    length: int = 255,
+    **column_kwargs: t.Any,
+) -> MappedColumn[t.Any]:
+    """A column that stores an image processed once, when an upload is assigned.
+
+    Assign a werkzeug ``FileStorage``, a binary file or bytes: the spec runs once
+    and the result is saved under ``upload_to`` (a folder, or a function
+    ``(instance, filename) -> name``) with the extension of the output format;
+    the column keeps the stored name. A string is stored unchanged. If the
+    transaction rolls back, the stored file is deleted.
+    """
+    attrs: dict[str, t.Any] = {"format": format, "options": options, "autoconvert": autoconvert}
+    if processors is not None:
+        attrs["processors"] = list(processors)
+    spec_class = type("ProcessedImageFieldSpec", (spec or ImageSpec,), attrs)
+    _listen()
+    column_kwargs.setdefault("nullable", True)
+    return mapped_column(StoredImageType(spec_class, upload_to, storage, length), **column_kwargs)
