@@ -14,13 +14,16 @@ import weakref
 from flask import Flask, Response, current_app, send_from_directory
 from werkzeug.exceptions import NotFound
 
+from . import generatorlibrary  # noqa: F401 - registers imagekit:thumbnail
 from .cachefiles import ImageCacheFile
 from .cachefiles.strategies import call_strategy
+from .cli import imagekit_cli
 from .config import DEFAULTS, AppState, load_state
 from .exceptions import ImageKitError, ImproperlyConfigured, SuspiciousName
 from .registry import Register, Registry, Unregister, default_registry
 from .signals import source_changed, source_created, source_deleted
 from .storage import clean_name
+from .templating import init_templating
 
 if t.TYPE_CHECKING:
     from flask_caching import Cache
@@ -80,6 +83,8 @@ class ImageKit:
         app.extensions["imagekit"] = self
         if state.serve_media:
             _add_media_route(app, state)
+        init_templating(app)
+        app.cli.add_command(imagekit_cli)
         _connect_source_signals()
 
     def state(self, app: Flask) -> AppState:

@@ -14,7 +14,7 @@ import io
 import math
 import typing as t
 
-from PIL import Image, ImageCms, features
+from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from .exceptions import SourceError
 from .processors.base import ResizePlan, plan_processors
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_ALLOWED_FORMATS",
     "DRAFT_MARGIN",
     "decode",
+    "decode_many",
     "exif_orientation",
     "open_image",
     "prepare_image",
@@ -129,9 +130,11 @@ def open_image(
         elif isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
             msg = f"{what} declares more pixels than Pillow allows ({exc}). Use a smaller image."
         else:
+            detail = "not recognised" if isinstance(exc, UnidentifiedImageError) else str(exc)
             msg = (
                 f"{what} is not an image in an allowed format ({', '.join(allowed)}): "
-                f"{exc}. Check the file, or add its format to IMAGEKIT_ALLOWED_SOURCE_FORMATS."
+                f"{detail}. Check the file, or add its format to "
+                "IMAGEKIT_ALLOWED_SOURCE_FORMATS."
             )
         raise SourceError(msg) from exc
     width, height = img.size
@@ -220,43 +223,74 @@ def decode(
     that finish the plan are returned. Otherwise the whole image is decoded and
     ``processors`` are returned unchanged.
     """
+    return decode_many(img, [processors], auto_orient=auto_orient, name=name)[0]
+
+
+def decode_many(
+    img: Image.Image,
+    processor_lists: t.Sequence[t.Sequence[t.Any]],
+    *,
+    auto_orient: bool = True,
+    name: str | None = None,
+) -> list[tuple[Image.Image, t.Sequence[t.Any]]]:
+    """Decode ``img`` once for several processor lists (one per spec of a source).
+
+    The JPEG reduction is the largest that every list's plan allows, so the
+    smaller outputs are derived from the same reduced decode.
+    """
     orientation = exif_orientation(img) if auto_orient else 1
     stored_size = img.size
-    plan = None
-    if processors and img.mode in _PLAN_MODES:
-        plan = plan_processors(processors, _upright_size(stored_size, orientation))
-    if plan is None:
-        _load(img, name)
-        return _orient(img, orientation), processors
-    resized = _resize_planned(img, plan, orientation, name)
-    return _orient(resized, orientation), plan.after
-
-
-def _resize_planned(
-    img: Image.Image, plan: ResizePlan, orientation: int, name: str | None
-) -> Image.Image:
-    stored_size = img.size
-    box = _to_stored_box(plan.box, stored_size, orientation)
-    out = _upright_size(plan.size, orientation)
-    scale = 1.0
-    if img.format in ("JPEG", "MPO"):
-        box_w, box_h = box[2] - box[0], box[3] - box[1]
-        max_scale = min(box_w / (DRAFT_MARGIN * out[0]), box_h / (DRAFT_MARGIN * out[1]))
+    upright = _upright_size(stored_size, orientation)
+    plans: list[ResizePlan | None] = [
+        plan_processors(processors, upright) if processors and img.mode in _PLAN_MODES else None
+        for processors in processor_lists
+    ]
+    boxes = [
+        None if plan is None else _to_stored_box(plan.box, stored_size, orientation)
+        for plan in plans
+    ]
+    if all(box is not None for box in boxes) and img.format in ("JPEG", "MPO"):
+        max_scale = min(
+            min(
+                (box[2] - box[0]) / (DRAFT_MARGIN * out[0]),
+                (box[3] - box[1]) / (DRAFT_MARGIN * out[1]),
+            )
+            for box, out in (
+                (box, _upright_size(plan.size, orientation))
+                for box, plan in zip(boxes, plans, strict=True)
+                if box is not None and plan is not None
+            )
+        )
         if max_scale >= 2:
             request = (
                 math.ceil(stored_size[0] / max_scale),
                 math.ceil(stored_size[1] / max_scale),
             )
-            drafted = img.draft(img.mode, request)
-            if drafted is not None:
-                scale = stored_size[0] / drafted[1][2]
+            img.draft(img.mode, request)
     _load(img, name)
-    if scale != 1.0:
-        box = (box[0] / scale, box[1] / scale, box[2] / scale, box[3] / scale)
-        box = (box[0], box[1], min(box[2], img.size[0]), min(box[3], img.size[1]))
-    if out == img.size and box == (0, 0, *img.size):
-        return img
-    return img.resize(out, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
+    scale = stored_size[0] / img.size[0]
+    results: list[tuple[Image.Image, t.Sequence[t.Any]]] = []
+    upright_full: Image.Image | None = None
+    for processors, plan, box in zip(processor_lists, plans, boxes, strict=True):
+        if plan is None or box is None:
+            if upright_full is None:
+                upright_full = _orient(img, orientation)
+            results.append((upright_full, processors))
+            continue
+        out = _upright_size(plan.size, orientation)
+        if scale != 1.0:
+            box = (
+                box[0] / scale,
+                box[1] / scale,
+                min(box[2] / scale, img.size[0]),
+                min(box[3] / scale, img.size[1]),
+            )
+        if out == img.size and box == (0, 0, *img.size):
+            resized = img
+        else:
+            resized = img.resize(out, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
+        results.append((_orient(resized, orientation), plan.after))
+    return results
 
 
 def _orient(img: Image.Image, orientation: int) -> Image.Image:

@@ -13,7 +13,15 @@ import typing as t
 
 from .exceptions import AlreadyRegistered, NotRegistered
 
-__all__ = ["Register", "Registry", "Unregister", "default_registry", "register", "unregister"]
+__all__ = [
+    "Register",
+    "Registry",
+    "Unregister",
+    "builtin_registry",
+    "default_registry",
+    "register",
+    "unregister",
+]
 
 G = t.TypeVar("G")
 
@@ -63,12 +71,16 @@ class Registry:
 
     def generator_factory(self, id: str) -> t.Any:
         """Return what is registered under ``id``, looking in the parent layer too."""
-        factory = self._generators.get(id)
-        if factory is None and self.parent is not None:
-            factory = self.parent._generators.get(id)
+        factory = self._lookup(id)
         if factory is None:
             msg = f"No generator is registered with id {id!r}{self._known_suffix()}."
             raise NotRegistered(msg)
+        return factory
+
+    def _lookup(self, id: str) -> t.Any:
+        factory = self._generators.get(id)
+        if factory is None and self.parent is not None:
+            return self.parent._lookup(id)
         return factory
 
     def get_generator(self, id: str, **kwargs: t.Any) -> t.Any:
@@ -201,8 +213,10 @@ class Unregister:
         self._registry.unregister_source_group(id, source_group)
 
 
+#: Generators flask_imagekit provides (``imagekit:thumbnail``); any layer above wins.
+builtin_registry = Registry()
 #: The process-wide registry every extension includes.
-default_registry = Registry()
+default_registry = Registry(parent=builtin_registry)
 #: Register into the process-wide default registry.
 register = Register(default_registry)
 #: Unregister from the process-wide default registry.

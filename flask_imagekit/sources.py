@@ -28,7 +28,7 @@ class SourceFile:
     :func:`flask_imagekit.utils.get_field_info`).
     """
 
-    __slots__ = ("_file", "_path", "attname", "instance", "name", "storage")
+    __slots__ = ("_file", "_instance", "_instance_ref", "_path", "attname", "name", "storage")
 
     def __init__(
         self,
@@ -42,10 +42,22 @@ class SourceFile:
     ) -> None:
         self.name = name
         self.storage = storage
-        self.instance = instance
         self.attname = attname
+        self._instance = instance
+        self._instance_ref: tuple[str, str, tuple[t.Any, ...]] | None = None
         self._file = file
         self._path = path
+
+    @property
+    def instance(self) -> t.Any:
+        """The model instance whose column holds this source, if any.
+
+        After pickling (``flask imagekit generate --jobs``), the row is loaded
+        again by primary key in the current app's session on first use.
+        """
+        if self._instance is None and self._instance_ref is not None:
+            self._instance = _load_instance(*self._instance_ref)
+        return self._instance
 
     def __bool__(self) -> bool:
         return bool(self.name) or self._file is not None
@@ -62,16 +74,23 @@ class SourceFile:
         return hash((self.name, self._path))
 
     def __getstate__(self) -> dict[str, t.Any]:
-        # Open files and model instances do not travel; the name does.
-        return {"name": self.name, "path": self._path, "storage": self.storage}
+        # Open files do not travel; model instances travel as a reference.
+        return {
+            "name": self.name,
+            "path": self._path,
+            "storage": self.storage,
+            "attname": self.attname,
+            "instance_ref": self._instance_ref or _instance_ref(self._instance),
+        }
 
     def __setstate__(self, state: dict[str, t.Any]) -> None:
         self.name = state["name"]
         self.storage = state["storage"]
+        self.attname = state["attname"]
         self._path = state["path"]
         self._file = None
-        self.instance = None
-        self.attname = None
+        self._instance = None
+        self._instance_ref = state["instance_ref"]
 
     @property
     def reference(self) -> str | None:
@@ -137,6 +156,33 @@ class SourceFile:
             raise SourceError(str(exc)) from exc
         with fp:
             yield fp
+
+
+def _instance_ref(instance: object) -> tuple[str, str, tuple[t.Any, ...]] | None:
+    if instance is None:
+        return None
+    try:
+        from sqlalchemy import inspect
+
+        identity = inspect(instance).identity
+    except Exception:
+        return None
+    cls = type(instance)
+    if identity is None or "<locals>" in cls.__qualname__:
+        return None
+    return (cls.__module__, cls.__qualname__, tuple(identity))
+
+
+def _load_instance(module: str, qualname: str, identity: tuple[t.Any, ...]) -> t.Any:
+    import importlib
+
+    from flask import current_app
+
+    obj: t.Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    db = current_app.extensions["sqlalchemy"]
+    return db.session.get(obj, identity)
 
 
 def _is_binary(file: t.IO[t.Any]) -> bool:

@@ -51,6 +51,7 @@ from flask_imagekit.processors import (
     ResizeToFit,
     SmartResize,
     Thumbnail,
+    plan_processors,
 )
 
 from .conftest import CORPUS, encode, photo, psnr
@@ -92,7 +93,7 @@ def run(
     data: bytes, processors: t.Sequence[t.Any] = (), **kwargs: t.Any
 ) -> tuple[Image.Image, t.Sequence[t.Any]]:
     """open_image + decode + the remaining processors: the pipeline of a spec."""
-    img, remaining = decode(opened(data), processors, **kwargs)
+    img, remaining = decode(opened(data, name=kwargs.get("name")), processors, **kwargs)
     for processor in remaining:
         img = processor.process(img)
     return img, remaining
@@ -118,7 +119,9 @@ def best_transform(img: Image.Image, upright: Image.Image) -> Image.Image.Transp
     return max(scores, key=lambda s: (s[0], s[1]))[2]
 
 
-def save(img: Image.Image, fmt: str, options: dict[str, t.Any] | None = None, **kw: t.Any) -> bytes:
+def save(
+    img: Image.Image, fmt: str, options: dict[str, t.Any] | None = None, **kw: t.Any
+) -> bytes:
     out = io.BytesIO()
     result = save_image(img, out, fmt, options, **kw)
     assert result is out
@@ -140,19 +143,14 @@ def mean_rgb(img: Image.Image) -> list[float]:
     return list(ImageStat.Stat(img.convert("RGB")).mean)
 
 
-def oriented_jpeg(orientation: int, upright: Image.Image = UPRIGHT, **kw: t.Any) -> bytes:
-    """A JPEG that displays as ``upright`` thanks to its EXIF orientation tag."""
-    return _oriented_jpeg_cached(orientation, id(upright), upright, tuple(sorted(kw.items())))
-
-
-@functools.lru_cache(maxsize=32)
-def _oriented_jpeg_cached(
-    orientation: int, _key: int, upright: Image.Image, kw: tuple[tuple[str, t.Any], ...]
-) -> bytes:
-    stored = transposed(upright, STORED_FROM_UPRIGHT[orientation])
+@functools.lru_cache(maxsize=16)
+def oriented_jpeg(orientation: int) -> bytes:
+    """A JPEG that displays as ``UPRIGHT`` thanks to its EXIF orientation tag: the
+    stored pixels are the inverse transform of the upright picture."""
+    stored = transposed(UPRIGHT, STORED_FROM_UPRIGHT[orientation])
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return encode(stored, "JPEG", quality=95, exif=exif.tobytes(), **dict(kw))
+    return encode(stored, "JPEG", quality=95, exif=exif.tobytes())
 
 
 @pytest.fixture
@@ -243,10 +241,18 @@ REFUSED_KINDS: list[tuple[str, t.Callable[[t.Any], bytes], str]] = [
         lambda tmp: b'  \n<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>',
         "SVG",
     ),
-    ("pdf", lambda tmp: b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer<<>>\n", "PDF"),
+    (
+        "pdf",
+        lambda tmp: b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer<<>>\n",
+        "PDF",
+    ),
     ("ico", lambda tmp: corpus("hopper.ico"), "ICO"),
     ("ico-bomb", lambda tmp: corpus("decompression_bomb.ico"), "ICO"),
-    ("postscript", lambda tmp: b"%!PS-Adobe-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n", "PostScript"),
+    (
+        "postscript",
+        lambda tmp: b"%!PS-Adobe-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",
+        "PostScript",
+    ),
 ]
 
 
@@ -262,7 +268,8 @@ def test_refused_kinds_name_the_kind_and_what_to_do(
     message = str(info.value)
     assert kind in message
     assert "uploads/file.bin" in message
-    assert "Convert" in message and "IMAGEKIT_ALLOWED_SOURCE_FORMATS" in message
+    assert "Convert" in message
+    assert "IMAGEKIT_ALLOWED_SOURCE_FORMATS" in message
     assert "TOP-SECRET-VALUE" not in message
     assert isinstance(info.value, ImageKitError)
     assert load_spy == []
@@ -387,7 +394,7 @@ def test_truncated_sources_fail_at_decode(
 @pytest.mark.parametrize("name", ["broken_data_stream.png", "truncated_end_chunk.png"])
 def test_png_decode_errors_are_not_swallowed(name: str) -> None:
     # Pillow itself refuses to load these (OSError); the library must say SourceError.
-    with Image.open(io.BytesIO(corpus(name))) as img, pytest.raises(OSError):
+    with Image.open(io.BytesIO(corpus(name))) as img, pytest.raises(OSError, match="."):
         img.load()
     with pytest.raises(SourceError):
         decode(opened(corpus(name)))
@@ -426,9 +433,12 @@ def test_corpus_gives_an_image_or_a_source_error(name: str) -> None:
     try:
         img, _ = run(data, [ResizeToFit(32, 32)], name=name)
     except SourceError as exc:
-        assert name in str(exc)
+        message = str(exc)
+    else:
+        assert 1 <= img.width <= 32
+        assert 1 <= img.height <= 32
         return
-    assert 1 <= img.width <= 32 and 1 <= img.height <= 32
+    assert name in message
 
 
 def test_non_seekable_stream() -> None:
@@ -462,7 +472,8 @@ def test_unreadable_file_object() -> None:
             return True
 
         def tell(self) -> int:
-            raise OSError("device gone")
+            msg = "device gone"
+            raise OSError(msg)
 
     with pytest.raises(SourceError, match="device gone"):
         open_image(t.cast(t.IO[bytes], Broken()))
@@ -527,10 +538,18 @@ def test_fast_path_matches_full_decode(
     # The reduced decode happened: one draft(), accepted by Pillow, at scale >= 2,
     # still at least DRAFT_MARGIN source pixels per output pixel.
     assert len(draft_spy) == 1
-    drafted, requested, answer = draft_spy[0]
+    drafted, _, answer = draft_spy[0]
     assert answer is not None
-    assert drafted.size[0] <= 3000 // 2 and drafted.size[1] <= 2000 // 2
-    assert drafted.size[0] >= DRAFT_MARGIN * min(requested[0], 300) / 2
+    assert drafted.size[0] <= 3000 // 2
+    assert drafted.size[1] <= 2000 // 2
+    # ... and the resized region kept >= DRAFT_MARGIN decoded pixels per output pixel.
+    plan = plan_processors(processors, (3000, 2000))
+    assert plan is not None
+    left, top, right, bottom = plan.box
+    kept_w = (right - left) * drafted.size[0] / 3000
+    kept_h = (bottom - top) * drafted.size[1] / 2000
+    assert kept_w >= DRAFT_MARGIN * plan.size[0] - 1
+    assert kept_h >= DRAFT_MARGIN * plan.size[1] - 1
     # The first processor was done inside decode: it is not among the remaining ones.
     assert processors[0] not in remaining
     assert len(remaining) >= len(processors) - 1
@@ -641,7 +660,8 @@ def test_fast_path_for_grey_and_cmyk_jpegs(mode: str, draft_spy: list[t.Any]) ->
         img, _ = run(data, processors)
         expected = reference(full, processors)
     assert img.size == (160, 100)
-    assert draft_spy and draft_spy[0][2] is not None
+    assert draft_spy
+    assert draft_spy[0][2] is not None
     assert psnr(img, expected) >= 45
 
 
@@ -682,7 +702,8 @@ def test_fast_path_turns_upright(
     expected = reference(UPRIGHT, processors)
     assert img.size == expected.size
     assert psnr(img, expected) >= 40
-    assert draft_spy and draft_spy[0][2] is not None, "the fast path was not taken"
+    assert draft_spy, "the fast path was not taken"
+    assert draft_spy[0][2] is not None
 
 
 class _Negate:
@@ -698,7 +719,10 @@ def test_slow_path_turns_upright(orientation: int, draft_spy: list[t.Any]) -> No
     img, remaining = run(oriented_jpeg(orientation), processors)
     assert list(remaining) == processors
     assert draft_spy == []
-    assert psnr(img, reference(UPRIGHT, processors)) >= 35
+    expected = reference(UPRIGHT, processors)
+    assert psnr(img, expected) >= 30
+    wrong = reference(transposed(UPRIGHT, T.ROTATE_180), processors)
+    assert psnr(img, wrong) < 20
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -785,9 +809,9 @@ def test_rgba_to_jpeg_is_flattened_on_white() -> None:
     r, g, b = out.getpixel((8, 24))
     assert min(r, g, b) >= 245, "a fully transparent pixel must become white"
     r, g, b = out.getpixel((48, 8))
-    assert b >= 230 and r <= 25 and g <= 25
-    r, g, b = out.getpixel((48, 40))
-    assert r >= 240 and 110 <= g <= 145 and 110 <= b <= 145  # red at 50% over white
+    assert (b >= 230, r <= 25, g <= 25) == (True, True, True)
+    r, g, b = out.getpixel((48, 40))  # red at 50% over white
+    assert (r >= 240, 110 <= g <= 145, 110 <= b <= 145) == (True, True, True)
 
 
 def test_prepare_image_flattens_for_jpeg_without_encoding() -> None:
@@ -797,9 +821,7 @@ def test_prepare_image_flattens_for_jpeg_without_encoding() -> None:
     assert kwargs.get("optimize") is True
 
 
-@pytest.mark.parametrize(
-    "fmt", ["PNG", "WEBP", "TIFF", pytest.param("AVIF", marks=needs_avif)]
-)
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF", pytest.param("AVIF", marks=needs_avif)])
 def test_rgba_keeps_alpha(fmt: str) -> None:
     out = reopen(save(_rgba_sample(), fmt))
     assert out.mode == "RGBA"
@@ -816,14 +838,15 @@ def test_rgba_to_gif_keeps_binary_transparency() -> None:
     assert a.getpixel((8, 24)) == 0
     assert a.getpixel((48, 8)) == 255
     r, g, b, _ = out.convert("RGBA").getpixel((48, 8))
-    assert b >= 230 and r <= 25
+    assert (b >= 230, r <= 25) == (True, True)
 
 
 @pytest.mark.parametrize("name", ["transparent.gif", "p_trns_single.png", "tRNS_null_1x1.png"])
 @pytest.mark.parametrize("fmt", ["PNG", "GIF"])
 def test_palette_transparency_is_kept(name: str, fmt: str) -> None:
     source = reopen(corpus(name))
-    assert source.mode == "P" and "transparency" in source.info
+    assert source.mode == "P"
+    assert "transparency" in source.info
     out = reopen(save(source, fmt))
     assert out.mode == "P"
     assert ImageChops.difference(alpha(out), alpha(source)).getbbox() is None
@@ -895,7 +918,9 @@ def test_la_sources(source: str) -> None:
         assert min(jpeg.convert("RGB").getpixel((8, 24))) >= 245  # transparent -> white
 
 
-def _i16_gradient(low: int = 0, high: int = 65535, size: tuple[int, int] = (256, 16)) -> Image.Image:
+def _i16_gradient(
+    low: int = 0, high: int = 65535, size: tuple[int, int] = (256, 16)
+) -> Image.Image:
     w, h = size
     row = b"".join(struct.pack("<H", low + (high - low) * x // (w - 1)) for x in range(w))
     return Image.frombytes("I;16", size, row * h)
@@ -913,9 +938,11 @@ def test_16bit_grey_scaled_not_clipped(fmt: str) -> None:
     out = reopen(save(img, fmt)).convert("L")
     levels = _levels(out)
     assert abs(levels[128] - 128) <= 4, "mid-grey must stay mid-grey"
-    assert levels[0] <= 4 and levels[-1] >= 251
-    tolerance = 40 if fmt == "GIF" else 160
-    assert len(set(levels)) >= tolerance, "no banding: many distinct levels"
+    assert levels[0] <= 4
+    assert levels[-1] >= 251
+    # Lossy encoders merge some neighbours, but an 8-bit clip or a bad shift would
+    # leave a handful of levels.
+    assert len(set(levels)) >= (40 if fmt == "GIF" else 96), "no banding"
 
 
 def test_16bit_grey_prepared_for_jpeg_is_a_smooth_ramp() -> None:
@@ -1096,7 +1123,8 @@ def test_png_text_chunks_dropped() -> None:
     source = reopen(encode(photo((40, 30)), "PNG", pnginfo=info))
     assert source.info.get("Comment") == "secret-text-chunk"
     data = save(source, "PNG")
-    assert b"secret-text-chunk" not in data and b"Jane Secret" not in data
+    assert b"secret-text-chunk" not in data
+    assert b"Jane Secret" not in data
 
 
 def test_source_info_is_restored_after_save() -> None:
@@ -1123,14 +1151,15 @@ def test_polyglot_payload_is_not_carried_over(processors: list[t.Any]) -> None:
     assert data.startswith(b"\xff\xd8")
     assert data.endswith(b"\xff\xd9")
     assert b"PK\x03\x04" not in data
-    assert b"<script" not in data and b"alert(" not in data
+    assert b"<script" not in data
+    assert b"alert(" not in data
     assert b"<script" not in save(img, "PNG")
 
 
 def test_autoconvert_false_passes_the_image_as_is() -> None:
     data = save(_rgba_sample(), "PNG", autoconvert=False)
     assert reopen(data).mode == "RGBA"
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="RGBA"):
         save(_rgba_sample(), "JPEG", autoconvert=False)
 
 
@@ -1142,7 +1171,7 @@ def test_options_win_over_encoder_defaults() -> None:
     assert psnr(reopen(high), img) > psnr(reopen(low), img)
 
 
-MODES = ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "F"]
+MODES = ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "HSV", "I", "F"]
 
 
 def _in_mode(mode: str) -> Image.Image:
@@ -1173,7 +1202,20 @@ def test_every_mode_encodes_in_every_format(mode: str, fmt: str) -> None:
     exp = img.convert("RGBA") if mode not in ("I", "F", "1") else expected.convert("RGBA")
     exp_bg = Image.new("RGBA", exp.size, (255, 255, 255, 255))
     exp_bg.alpha_composite(exp)
-    assert psnr(bg.convert("L"), exp_bg.convert("L")) >= (14 if fmt == "GIF" or mode == "1" else 20)
+    threshold = 14 if fmt == "GIF" or mode == "1" else 20
+    assert psnr(bg.convert("L"), exp_bg.convert("L")) >= threshold
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_lab_tiff_source(fmt: str) -> None:
+    rgb = photo((48, 32))
+    srgb, lab_profile = ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB")
+    lab = ImageCms.profileToProfile(rgb, srgb, lab_profile, outputMode="LAB")
+    source = reopen(encode(lab, "TIFF"))
+    assert source.mode == "LAB"
+    out = reopen(save(source, fmt))
+    assert out.mode == "RGB"
+    assert psnr(out, rgb) >= 22
 
 
 # utils: formats and extensions (pilkit's results) -----------------------------------

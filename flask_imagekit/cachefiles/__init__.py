@@ -41,8 +41,12 @@ class ImageCacheFile:
         storage: Storage | None = None,
         cachefile_backend: t.Any = None,
         cachefile_strategy: t.Any = None,
+        *,
+        html_attrs: t.Mapping[str, t.Any] | None = None,
     ) -> None:
         self._generator = generator
+        #: HTML attributes used when the file is rendered as ``<img>``.
+        self.html_attrs = html_attrs
         self._name = name
         self._storage = storage
         self._backend = cachefile_backend
@@ -213,7 +217,7 @@ class ImageCacheFile:
     # Rendering -----------------------------------------------------------------------
 
     def __html__(self) -> str:
-        return str(self.img_tag())
+        return str(self.img_tag(self.html_attrs))
 
     def img_tag(self, attrs: t.Mapping[str, t.Any] | None = None) -> Markup:
         """``<img src=.. width=.. height=..>``; ``attrs`` are added, escaped.
@@ -265,6 +269,7 @@ class ImageCacheFile:
         self._strategy = state["strategy"]
         self._app_state = None
         self._size = None
+        self.html_attrs = None
 
 
 def _describe(generator: object) -> str:
@@ -301,7 +306,7 @@ class LazyImageCacheFile(ImageCacheFile):
     def __init__(self, generator_id: str, *args: t.Any, **kwargs: t.Any) -> None:
         file_kwargs = {
             key: kwargs.pop(key)
-            for key in ("name", "storage", "cachefile_backend", "cachefile_strategy")
+            for key in ("name", "storage", "cachefile_backend", "cachefile_strategy", "html_attrs")
             if key in kwargs
         }
         super().__init__(None, **file_kwargs)

@@ -132,6 +132,9 @@ class CachedFileBackend:
         """Return the state of ``file``; if unknown, ask the storage (and remember)."""
         raw = self._call(file, "get", self.get_key(file))
         if isinstance(raw, str) and raw.startswith("E"):
+            if file._size is None:
+                # The same lookup tells the size: pages need no second one.
+                file._size = _parse_size(raw)
             return CacheFileState.EXISTS
         if raw is None or raw == "D" or raw is _CACHE_FAILED:
             if self._call(file, "get", self.get_lock_key(file)) not in (None, _CACHE_FAILED):
@@ -171,11 +174,7 @@ class CachedFileBackend:
     def dimensions(self, file: ImageCacheFile) -> tuple[int, int] | None:
         """Width and height of ``file`` if its state knows them."""
         raw = self._call(file, "get", self.get_key(file))
-        if isinstance(raw, str) and raw.startswith("E:"):
-            width, _, height = raw[2:].partition("x")
-            with contextlib.suppress(ValueError):
-                return int(width), int(height)
-        return None
+        return _parse_size(raw) if isinstance(raw, str) else None
 
     def remember_dimensions(self, file: ImageCacheFile, size: tuple[int, int]) -> None:
         """Store the pixel size of an existing ``file`` in its state."""
@@ -235,6 +234,14 @@ class CachedFileBackend:
                 return
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+
+def _parse_size(raw: str) -> tuple[int, int] | None:
+    if raw.startswith("E:"):
+        width, _, height = raw[2:].partition("x")
+        with contextlib.suppress(ValueError):
+            return int(width), int(height)
+    return None
 
 
 class _CacheFailed:

@@ -13,11 +13,11 @@ import threading
 import typing as t
 
 from ..exceptions import GenerationError, ImageKitError, MissingSource
-from ..imaging import DEFAULT_ALLOWED_FORMATS, decode, open_image, save_image
+from ..imaging import DEFAULT_ALLOWED_FORMATS, decode_many, open_image, save_image
 from ..sources import SourceFile, as_source
 from .hashing import canonical, digest
 
-__all__ = ["BaseImageSpec", "ImageSpec"]
+__all__ = ["BaseImageSpec", "ImageSpec", "prepare_specs"]
 
 _DEFAULT_MAX_PIXELS = 50_000_000
 _PARAM_FIELDS = ("processors", "format", "options", "autoconvert", "auto_orient")
@@ -130,14 +130,11 @@ class ImageSpec(BaseImageSpec):
         if not source:
             msg = f"{type(self).__name__} has no source image. Pass source=... to the spec."
             raise MissingSource(msg)
-        formats, max_pixels = _limits()
-        processors = list(self.processors or ())
-        with source.open() as fp:
-            img = open_image(fp, formats=formats, max_pixels=max_pixels, name=source.name)
-            original_format = img.format
-            img, remaining = decode(
-                img, processors, auto_orient=self.auto_orient, name=source.name
-            )
+        prepared = self.__dict__.pop("_decoded", None)
+        if prepared is None:
+            prepare_specs([self])
+            prepared = self.__dict__.pop("_decoded")
+        img, remaining, original_format = prepared
         for processor in remaining:
             try:
                 img = processor.process(img)
@@ -160,6 +157,40 @@ class ImageSpec(BaseImageSpec):
             )
             raise GenerationError(msg) from exc
         return out
+
+
+def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
+    """Decode the source of ``specs`` (all bound to one source) once, for all of them.
+
+    Each spec's next ``generate()`` starts from the shared decode instead of
+    reading and decoding the source again.
+    """
+    if not specs:
+        return
+    source = specs[0].source
+    if not source:
+        msg = f"{type(specs[0]).__name__} has no source image. Pass source=... to the spec."
+        raise MissingSource(msg)
+    formats, max_pixels = _limits()
+    processor_lists = [list(spec.processors or ()) for spec in specs]
+    with source.open() as fp:
+        img = open_image(fp, formats=formats, max_pixels=max_pixels, name=source.name)
+        original_format = img.format
+        # auto_orient is per spec; the specs of one source almost always agree.
+        groups: dict[bool, list[int]] = {}
+        for index, spec in enumerate(specs):
+            groups.setdefault(bool(spec.auto_orient), []).append(index)
+        if len(groups) > 1:
+            img.load()
+        for auto_orient, indexes in groups.items():
+            decoded = decode_many(
+                img if len(groups) == 1 else img.copy(),
+                [processor_lists[i] for i in indexes],
+                auto_orient=auto_orient,
+                name=source.name,
+            )
+            for index, (image, remaining) in zip(indexes, decoded, strict=True):
+                specs[index].__dict__["_decoded"] = (image, remaining, original_format)
 
 
 def _web_format(source_format: str | None) -> str:

@@ -1,0 +1,82 @@
+"""Jinja globals: ``generateimage`` and ``thumbnail``.
+
+Both return the cache file; rendering it gives ``<img src width height>`` (with
+``attrs`` added, escaped), and ``{% set th = ... %}`` gives ``th.url``,
+``th.width`` and ``th.height``.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from .cachefiles import ImageCacheFile
+from .exceptions import ImproperlyConfigured
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = ["generateimage", "init_templating", "parse_dimensions", "thumbnail"]
+
+THUMBNAIL_GENERATOR_ID = "imagekit:thumbnail"
+_DIMENSIONS = re.compile(r"^(\d*)x(\d*)$")
+
+
+def _registry() -> t.Any:
+    from .extension import current_state
+
+    return current_state().registry
+
+
+def generateimage(
+    generator_id: str, attrs: t.Mapping[str, t.Any] | None = None, **generator_kwargs: t.Any
+) -> ImageCacheFile:
+    """The cache file of the generator ``generator_id`` built with ``generator_kwargs``."""
+    generator = _registry().get_generator(generator_id, **generator_kwargs)
+    return ImageCacheFile(generator, html_attrs=attrs)
+
+
+def parse_dimensions(dimensions: str) -> tuple[int | None, int | None]:
+    """Parse ``"100x50"``, ``"100x"`` or ``"x50"`` into ``(width, height)``."""
+    match = _DIMENSIONS.match(dimensions.strip()) if isinstance(dimensions, str) else None
+    if match is None or match.groups() == ("", ""):
+        msg = (
+            f"Invalid thumbnail dimensions {dimensions!r}: use 'WIDTHxHEIGHT', 'WIDTHx' or "
+            "'xHEIGHT', such as '100x50'."
+        )
+        raise ImproperlyConfigured(msg)
+    width, height = (int(value) if value else None for value in match.groups())
+    if width == 0 or height == 0:
+        msg = f"Invalid thumbnail dimensions {dimensions!r}: sizes must be at least 1 pixel."
+        raise ImproperlyConfigured(msg)
+    return width, height
+
+
+def thumbnail(
+    dimensions: str,
+    source: t.Any,
+    generator_id: str | None = None,
+    attrs: t.Mapping[str, t.Any] | None = None,
+    anchor: t.Any = None,
+    crop: bool | None = None,
+    upscale: bool | None = None,
+    **kwargs: t.Any,
+) -> ImageCacheFile:
+    """A thumbnail of ``source`` at ``dimensions`` (pilkit ``Thumbnail`` semantics)."""
+    width, height = parse_dimensions(dimensions)
+    generator = _registry().get_generator(
+        generator_id or THUMBNAIL_GENERATOR_ID,
+        source=source,
+        width=width,
+        height=height,
+        anchor=anchor,
+        crop=crop,
+        upscale=upscale,
+        **kwargs,
+    )
+    return ImageCacheFile(generator, html_attrs=attrs)
+
+
+def init_templating(app: Flask) -> None:
+    """Add the globals to ``app``'s Jinja environment."""
+    app.jinja_env.globals.update(generateimage=generateimage, thumbnail=thumbnail)
