@@ -106,8 +106,15 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _work(registry: Registry, ids: list[str]) -> t.Iterator[tuple[tuple[str, ...], SourceFile]]:
-    """Yield (generator ids, source) for every source, each source once per group."""
+WorkItem = tuple[tuple[str, ...], "SourceFile | Outcome"]
+
+
+def _work(registry: Registry, ids: list[str]) -> t.Iterator[WorkItem]:
+    """Yield (generator ids, source) for every source, each source once per group.
+
+    A source or a group that cannot be read yields a failed Outcome instead, so
+    one bad item never stops the run.
+    """
     groups: list[tuple[t.Any, list[str]]] = []
     for generator_id in ids:
         for group in registry.source_groups(generator_id):
@@ -118,10 +125,19 @@ def _work(registry: Registry, ids: list[str]) -> t.Iterator[tuple[tuple[str, ...
             else:
                 groups.append((group, [generator_id]))
     for group, group_ids in groups:
-        for item in group.files():
-            source = _source_of(item)
-            if source:
-                yield tuple(group_ids), source
+        try:
+            for item in group.files():
+                try:
+                    source = _source_of(item)
+                except Exception as exc:
+                    failures = [(gid, _reason(exc)) for gid in group_ids]
+                    yield tuple(group_ids), Outcome(source=repr(item), failures=failures)
+                    continue
+                if source:
+                    yield tuple(group_ids), source
+        except Exception as exc:
+            failures = [(gid, f"listing the sources failed: {_reason(exc)}") for gid in group_ids]
+            yield tuple(group_ids), Outcome(source=repr(group), failures=failures)
 
 
 def _source_of(item: t.Any) -> SourceFile | None:
@@ -161,7 +177,7 @@ def _worker_generate(ids: tuple[str, ...], source: SourceFile, force: bool) -> O
 
 
 def _parallel(
-    items: t.Iterator[tuple[tuple[str, ...], SourceFile]], jobs: int, force: bool
+    registry: Registry, items: t.Iterator[WorkItem], jobs: int, force: bool
 ) -> t.Iterator[Outcome]:
     global _worker_app
     _worker_app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -169,6 +185,13 @@ def _parallel(
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         pending: set[concurrent.futures.Future[Outcome]] = set()
         for ids, source in items:
+            if isinstance(source, Outcome):
+                yield source
+                continue
+            if source._file is not None and source._path is None:
+                # An open file cannot travel to a worker: generate it here.
+                yield generate_source(registry, ids, source, force)
+                continue
             pending.add(pool.submit(_worker_generate, ids, source, force))
             if len(pending) >= jobs * 4:
                 done, pending = concurrent.futures.wait(
@@ -205,7 +228,9 @@ def generate_command(patterns: tuple[str, ...], force: bool, jobs: int) -> None:
         return
     total = _count(registry, ids)
     items = _work(registry, ids)
-    outcomes = _parallel(items, jobs, force) if jobs > 1 else _serial(registry, items, force)
+    outcomes = (
+        _parallel(registry, items, jobs, force) if jobs > 1 else _serial(registry, items, force)
+    )
     generated = existed = 0
     failures: list[tuple[str, str, str]] = []
     tty = sys.stdout.isatty()
@@ -237,11 +262,13 @@ def generate_command(patterns: tuple[str, ...], force: bool, jobs: int) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _serial(
-    registry: Registry, items: t.Iterator[tuple[tuple[str, ...], SourceFile]], force: bool
-) -> t.Iterator[Outcome]:
+def _serial(registry: Registry, items: t.Iterator[WorkItem], force: bool) -> t.Iterator[Outcome]:
     for ids, source in items:
-        yield generate_source(registry, ids, source, force)
+        yield (
+            source
+            if isinstance(source, Outcome)
+            else generate_source(registry, ids, source, force)
+        )
 
 
 class _Null:

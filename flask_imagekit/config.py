@@ -112,6 +112,14 @@ def resolve_instance(key: str, value: t.Any, expected: str) -> t.Any:
     return value
 
 
+def resolve_backend(key: str, value: t.Any) -> t.Any:
+    """Resolve a cache file backend setting and check it looks like a backend."""
+    backend = resolve_instance(key, value, "a cache file backend")
+    if not all(callable(getattr(backend, name, None)) for name in ("generate", "exists")):
+        _fail(key, value, "a cache file backend such as flask_imagekit.cachefiles.backends.Simple")
+    return backend
+
+
 def _storage(key: str, value: t.Any, default: Storage) -> Storage:
     if value is None:
         return default
@@ -236,7 +244,11 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         from flask_caching import Cache
 
         flask_cache = Cache(config={"CACHE_TYPE": "SimpleCache", **cache_source})
-        flask_cache.init_app(app)
+        try:
+            flask_cache.init_app(app)
+        except Exception as exc:
+            msg = f"IMAGEKIT_CACHE_BACKEND = {cache_source!r} is invalid: {exc}"
+            raise ImproperlyConfigured(msg) from exc
         cache_source = (flask_cache, app)
     elif not _is_cachelib(cache_source):
         cache_source = (cache_source, app)
@@ -253,10 +265,8 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         spec_cachefile_namer=_namer(
             "IMAGEKIT_SPEC_CACHEFILE_NAMER", config["IMAGEKIT_SPEC_CACHEFILE_NAMER"]
         ),
-        cachefile_backend=resolve_instance(
-            "IMAGEKIT_DEFAULT_CACHEFILE_BACKEND",
-            config["IMAGEKIT_DEFAULT_CACHEFILE_BACKEND"],
-            "a cache file backend",
+        cachefile_backend=resolve_backend(
+            "IMAGEKIT_DEFAULT_CACHEFILE_BACKEND", config["IMAGEKIT_DEFAULT_CACHEFILE_BACKEND"]
         ),
         cachefile_strategy=resolve_strategy(
             config["IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY"],

@@ -238,11 +238,14 @@ def decode_many(
     The JPEG reduction is the largest that every list's plan allows, so the
     smaller outputs are derived from the same reduced decode.
     """
+    if img.format not in ("JPEG", "MPO"):
+        # Reading EXIF from other formats may decode pixels: surface errors here.
+        _load(img, name)
     orientation = exif_orientation(img) if auto_orient else 1
     stored_size = img.size
     upright = _upright_size(stored_size, orientation)
-    plans: list[ResizePlan | None] = [
-        plan_processors(processors, upright) if processors and img.mode in _PLAN_MODES else None
+    plans = [
+        _plan(processors, upright) if processors and img.mode in _PLAN_MODES else None
         for processors in processor_lists
     ]
     boxes = [
@@ -290,7 +293,24 @@ def decode_many(
         else:
             resized = img.resize(out, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
         results.append((_orient(resized, orientation), plan.after))
+    if auto_orient:
+        # Upright now: a Transpose() processor must not rotate the image again.
+        for image, _ in results:
+            for key in _ORIENTATION_INFO_KEYS:
+                image.info.pop(key, None)
     return results
+
+
+_ORIENTATION_INFO_KEYS = ("exif", "xmp", "XML:com.adobe.xmp")
+
+
+def _plan(processors: t.Sequence[t.Any], size: tuple[int, int]) -> ResizePlan | None:
+    try:
+        return plan_processors(processors, size)
+    except Exception:
+        # A processor whose plan() fails (or means something else) takes the
+        # ordinary path, where its process() reports what is wrong.
+        return None
 
 
 def _orient(img: Image.Image, orientation: int) -> Image.Image:
@@ -308,12 +328,14 @@ def _flatten(img: Image.Image, background: tuple[int, ...] = (255, 255, 255)) ->
 
 def _to_8bit(img: Image.Image) -> Image.Image:
     """Convert 16/32-bit single-channel images to ``L`` by scaling, not clipping."""
-    wide = img if img.mode in ("I", "F") else img.convert("I")
-    low, high = wide.getextrema()
+    if img.mode.startswith("I;16"):
+        return img.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    low, high = img.getextrema()
     assert isinstance(high, int | float)
     if high > 255:
-        wide = wide.point(lambda value: value * (1 / 256))
-    return wide.convert("L")
+        # 32-bit images carry no bit depth: take values over 255 as 16-bit data.
+        img = img.point(lambda value: value * (1 / 256))
+    return img.convert("L")
 
 
 def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
@@ -352,7 +374,8 @@ def prepare_image(img: Image.Image, format: str) -> tuple[Image.Image, dict[str,
         icc = None
     elif mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         if fmt == "PNG" and mode.startswith("I;16"):
-            pass  # PNG stores 16-bit greyscale natively.
+            if mode != "I;16":  # PNG stores 16-bit greyscale natively, in this mode.
+                img = img.convert("I").convert("I;16")
         else:
             img = _to_8bit(img)
     elif mode in ("1", "RGBX", "YCbCr", "LAB", "HSV"):
@@ -395,9 +418,10 @@ def prepare_image(img: Image.Image, format: str) -> tuple[Image.Image, dict[str,
 def _prepare_gif(
     img: Image.Image, save_kwargs: dict[str, t.Any]
 ) -> tuple[Image.Image, dict[str, t.Any]]:
-    if img.mode == "P":
-        if "transparency" in img.info:
-            save_kwargs["transparency"] = img.info["transparency"]
+    transparency = img.info.get("transparency")
+    if img.mode == "P" and not isinstance(transparency, bytes):
+        if transparency is not None:
+            save_kwargs["transparency"] = transparency
         return img, save_kwargs
     if _has_transparency(img):
         # Palette transparency is binary: more opaque than not becomes opaque.
@@ -438,6 +462,7 @@ def save_image(
     try:
         outfile.seek(0)
         img.save(outfile, fmt, **save_kwargs)
+        outfile.truncate()
     finally:
         img.info = original_info
     outfile.seek(0)

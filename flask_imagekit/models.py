@@ -13,6 +13,7 @@ and stores the result; the column keeps the stored name.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -21,7 +22,7 @@ import typing as t
 import weakref
 
 from sqlalchemy import String, event, inspect
-from sqlalchemy.orm import MappedColumn, Mapper, Session, mapped_column
+from sqlalchemy.orm import MappedColumn, Mapper, Session, mapped_column, object_session
 from sqlalchemy.types import TypeDecorator
 
 from .cachefiles import ImageCacheFile
@@ -39,14 +40,15 @@ __all__ = ["ImageSpecField", "ProcessedImageField", "StoredImage"]
 
 logger = logging.getLogger(__name__)
 
-_EVENTS_KEY = "imagekit_source_events"
+_SHARES_KEY = "imagekit_shares"
 _READY_KEY = "imagekit_ready_events"
-_STORED_KEY = "imagekit_stored_files"
 
-# Model classes -> {source attribute: its source group}, for the session listeners.
-_watched: weakref.WeakKeyDictionary[type, dict[str, ImageFieldSourceGroup]] = (
+# Model classes -> {source attribute: its source groups}, for the session listeners.
+_watched: weakref.WeakKeyDictionary[type, dict[str, list[ImageFieldSourceGroup]]] = (
     weakref.WeakKeyDictionary()
 )
+# Classes -> the ImageSpecFields declared on them (for fields declared on mixins).
+_fields: weakref.WeakKeyDictionary[type, list[ImageSpecField]] = weakref.WeakKeyDictionary()
 _listen_lock = threading.Lock()
 _listening = False
 
@@ -126,7 +128,10 @@ class ImageSpecField:
         group = ImageFieldSourceGroup(owner, self.source)
         default_registry.replace_source_groups(self.spec_id, lambda other: other == group)
         default_registry.register_source_group(self.spec_id, group)
-        _watched.setdefault(owner, {})[self.source] = group
+        groups = _watched.setdefault(owner, {}).setdefault(self.source, [])
+        if group not in groups:
+            groups.append(group)
+        _fields.setdefault(owner, []).append(self)
         _listen()
 
     @t.overload
@@ -162,6 +167,19 @@ def _name_of(value: t.Any) -> str | None:
 
 
 # Session listeners -------------------------------------------------------------------
+#
+# Source events and stored uploads are kept per transaction: a savepoint that
+# rolls back drops only its own share, a released savepoint hands its share to
+# its parent, and only the share of a committed root transaction is sent, once
+# the transaction is over (when rows can be loaded again).
+
+
+@dataclasses.dataclass
+class _Share:
+    events: list[tuple[str, ImageFieldSourceGroup, SourceFile]] = dataclasses.field(
+        default_factory=list
+    )
+    stored: list[tuple[t.Any, str]] = dataclasses.field(default_factory=list)
 
 
 def _listen() -> None:
@@ -170,20 +188,20 @@ def _listen() -> None:
     with _listen_lock:
         if _listening:
             return
-        event.listen(Session, "before_flush", _before_flush)
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_transaction_end", _after_transaction_end)
         event.listen(Session, "after_rollback", _after_rollback)
-        event.listen(Session, "after_soft_rollback", _after_soft_rollback)
+        event.listen(Session, "after_transaction_end", _after_transaction_end)
         event.listen(Mapper, "mapper_configured", _mapper_configured)
         _listening = True
 
 
-def _watched_attrs(instance: object) -> dict[str, ImageFieldSourceGroup]:
-    attrs: dict[str, ImageFieldSourceGroup] = {}
+def _watched_attrs(instance: object) -> dict[str, list[ImageFieldSourceGroup]]:
+    attrs: dict[str, list[ImageFieldSourceGroup]] = {}
     for cls in reversed(type(instance).__mro__):
-        attrs.update(_watched.get(cls, {}))
+        for attr, groups in _watched.get(cls, {}).items():
+            known = attrs.setdefault(attr, [])
+            known.extend(group for group in groups if group not in known)
     return attrs
 
 
@@ -193,87 +211,110 @@ def _active() -> bool:
     return current_state_or_none() is not None
 
 
-def _before_flush(session: Session, flush_context: t.Any, instances: t.Any) -> None:
-    if not _active():
-        return
-    # Deleted rows' sources must be loaded while the rows still exist.
-    for instance in session.deleted:
-        for attr in _watched_attrs(instance):
-            getattr(instance, attr, None)
+def _shares(session: Session) -> dict[t.Any, _Share]:
+    shares: dict[t.Any, _Share] = session.info.setdefault(_SHARES_KEY, {})
+    return shares
+
+
+def _current_share(session: Session) -> _Share:
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    return _shares(session).setdefault(transaction, _Share())
+
+
+def _source(instance: object, attr: str, value: t.Any) -> SourceFile | None:
+    name = _name_of(value)
+    return SourceFile(name, instance=instance, attname=attr) if name else None
 
 
 def _after_flush(session: Session, flush_context: t.Any) -> None:
     if not _active():
         return
-    events: list[tuple[str, ImageFieldSourceGroup, SourceFile]] = session.info.setdefault(
-        _EVENTS_KEY, []
-    )
-
-    def source(instance: object, attr: str, value: t.Any) -> SourceFile | None:
-        name = _name_of(value)
-        return SourceFile(name, instance=instance, attname=attr) if name else None
-
+    share = _current_share(session)
     for instance in session.new:
-        for attr, group in _watched_attrs(instance).items():
-            created = source(instance, attr, getattr(instance, attr, None))
+        for attr, groups in _watched_attrs(instance).items():
+            created = _source(instance, attr, getattr(instance, attr, None))
             if created is not None:
-                events.append(("created", group, created))
+                share.events.extend(("created", group, created) for group in groups)
     for instance in session.dirty:
-        for attr, group in _watched_attrs(instance).items():
+        for attr, groups in _watched_attrs(instance).items():
             history = inspect(instance).attrs[attr].history
             if not history.has_changes():
                 continue
-            new = source(instance, attr, history.added[0] if history.added else None)
-            old = source(instance, attr, history.deleted[0] if history.deleted else None)
-            if _name_of(new and new.name) == _name_of(old and old.name):
+            new = _source(instance, attr, history.added[0] if history.added else None)
+            old = _source(instance, attr, history.deleted[0] if history.deleted else None)
+            if (new and new.name) == (old and old.name):
                 continue
-            if new is not None:
-                events.append(("changed", group, new))
-            if old is not None:
-                events.append(("deleted", group, old))
-    for instance in session.deleted:
-        for attr, group in _watched_attrs(instance).items():
-            history = inspect(instance).attrs[attr].history
-            committed = (history.deleted or history.unchanged or [None])[0]
-            deleted = source(instance, attr, committed)
-            if deleted is not None:
-                events.append(("deleted", group, deleted))
-    stored = _pending_stored.pop_for(session)
-    if stored:
-        session.info.setdefault(_STORED_KEY, []).extend(stored)
+            for group in groups:
+                if new is not None:
+                    share.events.append(("changed", group, new))
+                if old is not None:
+                    share.events.append(("deleted", group, old))
+    share.stored.extend(_pending_stored.pop_for(session))
+
+
+def _before_delete(mapper: Mapper[t.Any], connection: t.Any, instance: object) -> None:
+    """Record the sources of deleted rows (cascades included) while they can be read."""
+    session = object_session(instance)
+    if session is None or not _active():
+        return
+    share = _current_share(session)
+    for attr, groups in _watched_attrs(instance).items():
+        history = inspect(instance).attrs[attr].history
+        if history.deleted or history.unchanged:
+            committed = (history.deleted or history.unchanged)[0]
+        else:
+            committed = getattr(instance, attr, None)
+        deleted = _source(instance, attr, committed)
+        if deleted is not None:
+            share.events.extend(("deleted", group, deleted) for group in groups)
 
 
 def _after_commit(session: Session) -> None:
-    session.info.pop(_STORED_KEY, None)
-    events = session.info.pop(_EVENTS_KEY, None)
-    if events:
-        # Sent once the transaction is over, when rows can be loaded again.
-        session.info.setdefault(_READY_KEY, []).extend(events)
-
-
-def _after_transaction_end(session: Session, transaction: t.Any) -> None:
-    if transaction.parent is not None or _READY_KEY not in session.info:
+    shares = _shares(session)
+    nested = session.get_nested_transaction()
+    if nested is not None:  # a savepoint released: its share goes to its parent
+        share = shares.pop(nested, None)
+        if share is not None:
+            parent = shares.setdefault(nested.parent, _Share())
+            parent.events.extend(share.events)
+            parent.stored.extend(share.stored)
         return
-    events = session.info.pop(_READY_KEY)
-    from .extension import current_state_or_none
-
-    if current_state_or_none() is None:
-        return
-    signals = {"created": source_created, "changed": source_changed, "deleted": source_deleted}
-    for kind, group, source in events:
-        signals[kind].send(group, source=source)
+    share = shares.pop(session.get_transaction(), None)
+    if share is not None and share.events:
+        session.info.setdefault(_READY_KEY, []).extend(share.events)
 
 
 def _after_rollback(session: Session) -> None:
-    session.info.pop(_EVENTS_KEY, None)
-    session.info.pop(_READY_KEY, None)
-    stored = session.info.pop(_STORED_KEY, []) + _pending_stored.pop_for(session)
-    for storage, name in stored:
-        _delete_quietly(storage, name)
+    shares = _shares(session)
+    nested = session.get_nested_transaction()
+    dropped = [shares.pop(nested, None)] if nested is not None else list(shares.values())
+    if nested is None:
+        shares.clear()
+        session.info.pop(_READY_KEY, None)
+        dropped.append(_Share(stored=_pending_stored.pop_for(session)))
+    for share in dropped:
+        for storage, name in share.stored if share is not None else ():
+            _delete_quietly(storage, name)
 
 
-def _after_soft_rollback(session: Session, previous_transaction: t.Any) -> None:
-    _after_rollback(session)
+def _after_transaction_end(session: Session, transaction: t.Any) -> None:
+    if transaction.parent is not None:
+        return
+    shares = _shares(session)
+    # A root transaction closed without commit or rollback (Session.close()).
+    for share in shares.values():
+        for storage, name in share.stored:
+            _delete_quietly(storage, name)
+    shares.clear()
+    events = session.info.pop(_READY_KEY, None)
+    if not events or not _active():
+        return
+    signals = {"created": source_created, "changed": source_changed, "deleted": source_deleted}
+    for kind, group, source in events:
+        try:
+            signals[kind].send(group, source=source)
+        except Exception:
+            logger.exception("flask_imagekit: a receiver of source_%s for %r failed", kind, source)
 
 
 def _delete_quietly(storage: Storage, name: str) -> None:
@@ -451,13 +492,53 @@ class _PendingStored:
 _pending_stored = _PendingStored()
 
 
+def _one_of(*groups: ImageFieldSourceGroup) -> t.Callable[[t.Any], bool]:
+    return lambda other: any(other == group for group in groups)
+
+
+def _adopt_mixin_fields(class_: type) -> None:
+    """Give fields declared on an unmapped mixin a source group of the mapped class."""
+    for cls in class_.__mro__[1:]:
+        if cls not in _fields or inspect(cls, raiseerr=False) is not None:
+            continue
+        for field in _fields[cls]:
+            assert field.spec_id is not None
+            mixin_group = ImageFieldSourceGroup(cls, field.source)
+            group = ImageFieldSourceGroup(class_, field.source)
+            default_registry.replace_source_groups(field.spec_id, _one_of(mixin_group, group))
+            default_registry.register_source_group(field.spec_id, group)
+            groups = _watched.setdefault(class_, {}).setdefault(field.source, [])
+            if group not in groups:
+                groups.append(group)
+        _watched.pop(cls, None)
+
+
 def _mapper_configured(mapper: Mapper[t.Any], class_: type) -> None:
+    _adopt_mixin_fields(class_)
+    watched = any(cls in _watched for cls in class_.__mro__)
+    if watched:
+        if not event.contains(class_, "before_delete", _before_delete):
+            event.listen(class_, "before_delete", _before_delete)
+        for attr in _watched_attrs_of_class(class_):
+            attribute = getattr(class_, attr)
+            # The old value must be loaded when a new one is set, even on an
+            # expired row, so the old source can be reported as deleted.
+            if not event.contains(attribute, "set", _noop_set):
+                event.listen(attribute, "set", _noop_set, active_history=True)
     for prop in mapper.column_attrs:
         for column in prop.columns:
             if isinstance(getattr(column, "type", None), StoredImageType):
                 attribute = getattr(class_, prop.key)
                 if not event.contains(attribute, "set", _on_set):
                     event.listen(attribute, "set", _on_set, retval=True)
+
+
+def _watched_attrs_of_class(class_: type) -> set[str]:
+    return {attr for cls in class_.__mro__ for attr in _watched.get(cls, {})}
+
+
+def _noop_set(target: object, value: t.Any, oldvalue: t.Any, initiator: t.Any) -> None:
+    """Listener that only asks SQLAlchemy for active history on a source column."""
 
 
 def _on_set(target: object, value: t.Any, oldvalue: t.Any, initiator: t.Any) -> t.Any:

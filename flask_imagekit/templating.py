@@ -64,14 +64,14 @@ def thumbnail(
 ) -> ImageCacheFile:
     """A thumbnail of ``source`` at ``dimensions`` (pilkit ``Thumbnail`` semantics)."""
     width, height = parse_dimensions(dimensions)
+    # Like django-imagekit, pass only what the template gave.
+    given = {"anchor": anchor, "crop": crop, "upscale": upscale}
+    kwargs.update({key: value for key, value in given.items() if value is not None})
     generator = _registry().get_generator(
         generator_id or THUMBNAIL_GENERATOR_ID,
         source=source,
         width=width,
         height=height,
-        anchor=anchor,
-        crop=crop,
-        upscale=upscale,
         **kwargs,
     )
     return ImageCacheFile(generator, html_attrs=attrs)

@@ -9,12 +9,13 @@ remembers whether it exists, so URLs of existing files cost no storage call.
 from __future__ import annotations
 
 import io
+import re
 import typing as t
 
 from markupsafe import Markup, escape
 from PIL import Image
 
-from ..exceptions import GenerationError, MissingSource
+from ..exceptions import GenerationError, ImproperlyConfigured, MissingSource
 from ..signals import content_required, existence_required
 from .strategies import call_strategy, resolve_strategy
 
@@ -47,10 +48,22 @@ class ImageCacheFile:
         self._generator = generator
         #: HTML attributes used when the file is rendered as ``<img>``.
         self.html_attrs = html_attrs
-        self._name = name
-        self._storage = storage
-        self._backend = cachefile_backend
-        self._strategy = cachefile_strategy
+        # What was given travels with the file (pickling); what was resolved
+        # from the generator and the app does not.
+        self._given = {
+            "name": name,
+            "storage": storage,
+            "backend": cachefile_backend,
+            "strategy": cachefile_strategy,
+        }
+        self._reset()
+
+    def _reset(self) -> None:
+        given = self._given
+        self._name: str | None = given["name"]
+        self._storage: Storage | None = given["storage"]
+        self._backend: t.Any = None
+        self._strategy: t.Any = None
         self._app_state: AppState | None = None
         self._size: tuple[int, int] | None = None
 
@@ -103,11 +116,11 @@ class ImageCacheFile:
         """The backend that generates the file and remembers its state."""
         backend = self._backend
         if backend is None:
-            backend = getattr(self.generator, "cachefile_backend", None)
+            backend = self._given["backend"] or getattr(self.generator, "cachefile_backend", None)
             if backend is not None:
-                from ..config import resolve_instance
+                from ..config import resolve_backend
 
-                backend = resolve_instance("cachefile_backend", backend, "a backend")
+                backend = resolve_backend("cachefile_backend", backend)
             backend = self._backend = backend or self.app_state.cachefile_backend
         return backend
 
@@ -116,7 +129,9 @@ class ImageCacheFile:
         """The strategy that decides when the file is generated."""
         strategy = self._strategy
         if strategy is None:
-            strategy = getattr(self.generator, "cachefile_strategy", None)
+            strategy = self._given["strategy"] or getattr(
+                self.generator, "cachefile_strategy", None
+            )
             if strategy is not None:
                 strategy = resolve_strategy(strategy)
             strategy = self._strategy = strategy or self.app_state.cachefile_strategy
@@ -202,7 +217,15 @@ class ImageCacheFile:
     def _write(self) -> tuple[int, int] | None:
         """Run the generator and save its output under ``name``; return its size."""
         content = self.generator.generate()
-        data = content.getvalue() if isinstance(content, io.BytesIO) else content.read()
+        try:
+            if isinstance(content, io.BytesIO):
+                data = content.getvalue()
+            else:
+                if content.seekable():
+                    content.seek(0)
+                data = content.read()
+        finally:
+            content.close()
         if not data:
             msg = f"{self.generator!r} generated an empty file for {self.name!r}."
             raise GenerationError(msg)
@@ -230,6 +253,12 @@ class ImageCacheFile:
             width, height = self.size
             parts.append(f'width="{width}" height="{height}"')
         for key, value in attrs.items():
+            if not isinstance(key, str) or not key or _INVALID_ATTRIBUTE.search(key):
+                msg = (
+                    f"Invalid HTML attribute name {key!r}: names cannot hold spaces, quotes, "
+                    "'/', '<', '>' or '='."
+                )
+                raise ImproperlyConfigured(msg)
             if value is None or value is False:
                 continue
             parts.append(escape(key) if value is True else f'{escape(key)}="{escape(value)}"')
@@ -243,33 +272,29 @@ class ImageCacheFile:
         return f"<{type(self).__name__}: {label}>"
 
     def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
         if not isinstance(other, ImageCacheFile):
             return NotImplemented
         return _has_name(self) and _has_name(other) and self.name == other.name
 
     def __hash__(self) -> int:
-        return hash(self._name)
+        # Equal files have equal names; files without one only equal themselves.
+        return hash(self.name) if _has_name(self) else object.__hash__(self)
 
     # Pickling: only what was given explicitly travels; the rest comes from the app.
 
     def __getstate__(self) -> dict[str, t.Any]:
-        return {
-            "generator": self._generator,
-            "name": self._name,
-            "storage": self._storage,
-            "backend": self._backend,
-            "strategy": self._strategy,
-        }
+        return {"generator": self._generator, "given": self._given, "html_attrs": self.html_attrs}
 
     def __setstate__(self, state: dict[str, t.Any]) -> None:
         self._generator = state["generator"]
-        self._name = state["name"]
-        self._storage = state["storage"]
-        self._backend = state["backend"]
-        self._strategy = state["strategy"]
-        self._app_state = None
-        self._size = None
-        self.html_attrs = None
+        self._given = state["given"]
+        self.html_attrs = state["html_attrs"]
+        self._reset()
+
+
+_INVALID_ATTRIBUTE = re.compile(r"[\s/>=\"'<]", re.ASCII)
 
 
 def _describe(generator: object) -> str:

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import hashlib
 import logging
+import math
 import threading
 import time
 import typing as t
@@ -82,12 +84,13 @@ class CachedFileBackend:
         self,
         cache: BaseCache | None = None,
         *,
-        missing_timeout: float = 5.0,
-        lock_timeout: float = 60.0,
+        missing_timeout: int = 5,
+        lock_timeout: int = 60,
     ) -> None:
         self.cache = cache
-        self.missing_timeout = missing_timeout
-        self.lock_timeout = lock_timeout
+        # cachelib counts timeouts in whole seconds.
+        self.missing_timeout = max(1, math.ceil(missing_timeout))
+        self.lock_timeout = max(1, math.ceil(lock_timeout))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -117,7 +120,7 @@ class CachedFileBackend:
         cache = self._state_cache(file)
         try:
             return getattr(cache, op)(*args, **kwargs)
-        except Exception as exc:
+        except _unreachable_errors() as exc:
             logger.warning(
                 "flask_imagekit: the state cache %r failed on %s (%s); going on without it.",
                 cache,
@@ -155,7 +158,7 @@ class CachedFileBackend:
         key = self.get_key(file)
         if state is CacheFileState.EXISTS:
             value = f"E:{size[0]}x{size[1]}" if size else "E"
-            timeout = file.app_state.cache_timeout or 0
+            timeout = math.ceil(file.app_state.cache_timeout or 0)
             self._call(file, "set", key, value, timeout=timeout)
         elif state is CacheFileState.DOES_NOT_EXIST:
             self._call(file, "set", key, "D", timeout=self.missing_timeout)
@@ -234,6 +237,19 @@ class CachedFileBackend:
                 return
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+
+@functools.cache
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the state cache cannot be reached (not a bug in a call)."""
+    errors: list[type[BaseException]] = [OSError, ConnectionError, TimeoutError, EOFError]
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:
+        pass
+    else:
+        errors.append(RedisError)
+    return tuple(errors)
 
 
 def _parse_size(raw: str) -> tuple[int, int] | None:

@@ -24,7 +24,7 @@ __all__ = ["hash", "source_name_as_path", "source_name_dot_hash"]
 
 _MAX_COMPONENT_BYTES = 255
 _MAX_EXTENSION_BYTES = 16
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _DEVICE_NAMES = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}

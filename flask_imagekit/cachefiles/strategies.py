@@ -100,8 +100,11 @@ def resolve_strategy(value: t.Any, *, key: str = "cachefile_strategy") -> t.Any:
             msg = f"{key}: could not create a strategy from {value!r}: {exc}."
             raise ImproperlyConfigured(msg) from exc
         return resolve_strategy(value, key=key) if isinstance(value, dict) else value
-    if value is None:
-        msg = f"{key} is None: give a strategy such as JustInTime or Optimistic."
+    if value is None or not _looks_like_strategy(value):
+        msg = (
+            f"{key} = {value!r} is not a cache file strategy: give JustInTime, Optimistic, "
+            "a dict of callbacks, or an object with some of their callbacks."
+        )
         raise ImproperlyConfigured(msg)
     return value
 

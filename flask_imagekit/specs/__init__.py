@@ -7,20 +7,21 @@ bound to one source and ``generate()`` returns the encoded image.
 
 from __future__ import annotations
 
-import inspect
 import io
 import threading
 import typing as t
 
+from PIL import Image
+
 from ..exceptions import GenerationError, ImageKitError, MissingSource
-from ..imaging import DEFAULT_ALLOWED_FORMATS, decode_many, open_image, save_image
+from ..imaging import DEFAULT_ALLOWED_FORMATS, _load, decode_many, open_image, save_image
 from ..sources import SourceFile, as_source
 from .hashing import canonical, digest
 
 __all__ = ["BaseImageSpec", "ImageSpec", "prepare_specs"]
 
 _DEFAULT_MAX_PIXELS = 50_000_000
-_PARAM_FIELDS = ("processors", "format", "options", "autoconvert", "auto_orient")
+_PARAMS_MEMO_SIZE = 4096
 # Spec classes with static parameters: their canonical form, computed once.
 _params_memo: dict[tuple[t.Any, ...], str] = {}
 _params_memo_lock = threading.Lock()
@@ -88,25 +89,25 @@ class ImageSpec(BaseImageSpec):
         return cached
 
     def _params_canonical(self) -> str:
-        cls = type(self)
-        static = not any(name in self.__dict__ for name in _PARAM_FIELDS) and not isinstance(
-            inspect.getattr_static(cls, "processors"), property
-        )
-        if not static:
-            return canonical(self._params())
-        # Keyed by identity of the class attributes, so reassigning one is noticed.
-        key = (
-            cls,
-            id(cls.processors),
-            id(cls.options),
-            cls.format,
-            cls.autoconvert,
-            cls.auto_orient,
-        )
-        text = _params_memo.get(key)
+        params = self._params()
+        try:
+            # Keyed on content, so in-place edits and properties are noticed.
+            key = (
+                type(self),
+                tuple(params[0]),
+                params[1],
+                frozenset(params[2].items()),
+                params[3],
+                params[4],
+            )
+            text = _params_memo.get(key)
+        except TypeError:  # unhashable parameters: no memo
+            return canonical(params)
         if text is None:
-            text = canonical(self._params())
+            text = canonical(params)
             with _params_memo_lock:
+                if len(_params_memo) > _PARAMS_MEMO_SIZE:
+                    _params_memo.clear()
                 _params_memo[key] = text
         return text
 
@@ -146,6 +147,12 @@ class ImageSpec(BaseImageSpec):
                     f"{source.name!r}: {exc}. Fix the processor or the spec's parameters."
                 )
                 raise GenerationError(msg) from exc
+            if not isinstance(img, Image.Image):
+                msg = (
+                    f"The processor {processor!r} of {type(self).__name__} returned {img!r} "
+                    "instead of an image; process() must return the processed image."
+                )
+                raise GenerationError(msg)
         fmt = self.format or img.format or _web_format(original_format)
         out = io.BytesIO()
         try:
@@ -181,7 +188,7 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
         for index, spec in enumerate(specs):
             groups.setdefault(bool(spec.auto_orient), []).append(index)
         if len(groups) > 1:
-            img.load()
+            _load(img, source.name)
         for auto_orient, indexes in groups.items():
             decoded = decode_many(
                 img if len(groups) == 1 else img.copy(),

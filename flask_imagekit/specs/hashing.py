@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
+import inspect
 import typing as t
 
 from PIL import Image
@@ -52,6 +54,17 @@ def canonical(value: t.Any) -> str:
         return f"{_type_name(value)}({canonical(fields)})"
     if isinstance(value, type):
         return f"class:{value.__module__}.{value.__qualname__}"
+    if isinstance(value, functools.partial):
+        return (
+            f"partial({canonical(value.func)},{canonical(value.args)},{canonical(value.keywords)})"
+        )
+    if (
+        callable(value)
+        and hasattr(value, "__qualname__")
+        and not hasattr(value, "__dict__")
+        or (inspect.isfunction(value) or inspect.isbuiltin(value) or inspect.ismethod(value))
+    ):
+        return _callable_name(value)
     state = _state_of(value)
     if state is not None:
         return f"{_type_name(value)}({canonical(state)})"
@@ -60,6 +73,19 @@ def canonical(value: t.Any) -> str:
         "(or make it a dataclass) so equal parameters give equal cache file names."
     )
     raise ImproperlyConfigured(msg)
+
+
+def _callable_name(value: t.Any) -> str:
+    qualname = getattr(value, "__qualname__", "")
+    if inspect.ismethod(value):
+        return f"method:{canonical(value.__self__)}.{value.__func__.__name__}"
+    if not qualname or "<lambda>" in qualname or "<locals>" in qualname:
+        msg = (
+            f"Cannot build a stable hash of {value!r}: lambdas and nested functions have no "
+            "stable name. Use a module-level function instead."
+        )
+        raise ImproperlyConfigured(msg)
+    return f"function:{value.__module__}.{qualname}"
 
 
 def _state_of(value: object) -> dict[str, t.Any] | None:
