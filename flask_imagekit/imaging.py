@@ -127,6 +127,8 @@ def open_image(
                 f"Convert it to one of {', '.join(allowed)}, or add its format to "
                 "IMAGEKIT_ALLOWED_SOURCE_FORMATS if you trust its decoder."
             )
+        elif "truncat" in str(exc).lower():
+            msg = f"{what} is truncated or corrupt ({exc}). Upload the complete file again."
         elif isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
             msg = f"{what} declares more pixels than Pillow allows ({exc}). Use a smaller image."
         else:

@@ -426,11 +426,19 @@ class StoredImageType(TypeDecorator[str]):
         return StoredImage(value, self.storage) if value is not None else None
 
     def store(self, instance: object, upload: t.Any) -> StoredImage:
-        """Process ``upload`` with the spec and save it; return the stored name."""
+        """Process ``upload`` with the spec and save it; return the stored name.
+
+        An upload a form already processed (``imagekit_processed``) is saved as is.
+        """
         source = SourceFile(_upload_name(upload), file=_binary(upload))
-        spec = self.spec(source=source)
-        content = spec.generate()
-        filename = _target_name(source.name or "image", spec.format or _detect_format(content))
+        if getattr(upload, "imagekit_processed", False):
+            with source.open() as fp:
+                content = io.BytesIO(fp.read())
+            filename = _target_name(source.name or "image", _detect_format(content))
+        else:
+            spec = self.spec(source=source)
+            content = spec.generate()
+            filename = _target_name(source.name or "image", spec.format or _detect_format(content))
         upload_to = self.upload_to
         name = upload_to(instance, filename) if callable(upload_to) else f"{upload_to}/{filename}"
         storage = self.storage

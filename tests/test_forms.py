@@ -1,0 +1,125 @@
+"""The WTForms field that processes uploads on validation, and its use with a model."""
+
+from __future__ import annotations
+
+import io
+import typing as t
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import FlaskForm
+from PIL import Image
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from werkzeug.datastructures import FileStorage, MultiDict
+
+from flask_imagekit import ImageKit, ImageSpec
+from flask_imagekit.forms import ProcessedImageField, ProcessedUpload
+from flask_imagekit.models import ProcessedImageField as ProcessedImageColumn
+from flask_imagekit.processors import ResizeToFill
+
+from .conftest import encode, photo
+
+
+class Avatar(ImageSpec):
+    processors = [ResizeToFill(50, 50)]
+    format = "JPEG"
+
+
+@pytest.fixture
+def form_app(app: Flask) -> Flask:
+    app.config.update(WTF_CSRF_ENABLED=False, SECRET_KEY="test", IMAGEKIT_MAX_SOURCE_PIXELS=10**6)
+    imagekit = ImageKit(app)
+    imagekit.register.generator("tests:avatar", Avatar)
+    return app
+
+
+def make_form(**field_kwargs: t.Any) -> type[FlaskForm]:
+    class AvatarForm(FlaskForm):  # type: ignore[misc]
+        avatar = ProcessedImageField("Avatar", **field_kwargs)
+
+    return AvatarForm
+
+
+def upload(data: bytes, filename: str) -> MultiDict[str, FileStorage]:
+    return MultiDict({"avatar": FileStorage(io.BytesIO(data), filename=filename)})
+
+
+@pytest.mark.parametrize(
+    "field_kwargs",
+    [{"spec_id": "tests:avatar"}, {"processors": [ResizeToFill(50, 50)], "format": "JPEG"}],
+)
+def test_upload_is_processed_on_validation(
+    form_app: Flask, field_kwargs: dict[str, t.Any]
+) -> None:
+    with form_app.test_request_context(method="POST"):
+        form = make_form(**field_kwargs)(formdata=upload(encode(photo(), "PNG"), "me.png"))
+        assert form.validate(), form.errors
+        data = form.avatar.data
+        assert isinstance(data, ProcessedUpload)
+        assert data.filename == "me.jpg"
+        assert data.content_type == "image/jpeg"
+        with Image.open(data.stream) as img:
+            assert img.format == "JPEG"
+            assert img.size == (50, 50)
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "message"),
+    [
+        (b"hello, I am text", "notes.txt", "not an image"),
+        (b"", "empty.png", "empty"),
+        (encode(Image.new("L", (2000, 1000)), "PNG"), "huge.png", "IMAGEKIT_MAX_SOURCE_PIXELS"),
+        (encode(photo(), "JPEG")[:400], "cut.jpg", "truncated"),
+    ],
+)
+def test_bad_uploads_are_validation_errors(
+    form_app: Flask, data: bytes, filename: str, message: str
+) -> None:
+    with form_app.test_request_context(method="POST"):
+        form = make_form(spec_id="tests:avatar")(formdata=upload(data, filename))
+        assert not form.validate()
+        assert message in " ".join(form.avatar.errors)
+        assert not isinstance(form.avatar.data, ProcessedUpload)
+
+
+def test_processed_upload_is_stored_once_by_the_model_column(
+    form_app: Flask, tmp_path: Path, media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+
+    class Person(db.Model):  # type: ignore[name-defined,misc]
+        id: Mapped[int] = mapped_column(primary_key=True)
+        avatar: Mapped[str | None] = ProcessedImageColumn(
+            upload_to="avatars", processors=[ResizeToFill(20, 20)], format="JPEG"
+        )
+
+    form_app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    db.init_app(form_app)
+    generated: list[str] = []
+    original = ImageSpec.generate
+
+    def counting(self: ImageSpec) -> io.BytesIO:
+        generated.append(type(self).__name__)
+        return original(self)
+
+    monkeypatch.setattr(ImageSpec, "generate", counting)
+    with form_app.test_request_context(method="POST"):
+        db.create_all()
+        form = make_form(spec_id="tests:avatar")(formdata=upload(encode(photo(), "PNG"), "me.png"))
+        assert form.validate()
+        person = Person(avatar=form.avatar.data)
+        db.session.add(person)
+        db.session.commit()
+        assert generated == ["Avatar"]  # the form processed it; the column stored it as is
+        assert person.avatar == "avatars/me.jpg"
+        assert (person.avatar.width, person.avatar.height) == (50, 50)
+        assert (media_root / "avatars" / "me.jpg").is_file()
+        db.session.remove()
+        with db.engine.connect():
+            pass
+        db.engine.dispose()
