@@ -66,15 +66,22 @@ class Outcome:
 
 
 def generate_source(
-    registry: Registry, generator_ids: t.Sequence[str], source: SourceFile, force: bool
+    registry: Registry,
+    generator_ids: t.Sequence[str],
+    source: SourceFile,
+    force: bool,
+    enqueue: bool = False,
 ) -> Outcome:
-    """Generate the cache files of ``source`` for every id, decoding it once."""
+    """Generate the cache files of ``source`` for every id, decoding it once.
+
+    With ``enqueue``, send each file's job to its (async) backend instead.
+    """
     outcome = Outcome(source=source.name or repr(source))
     files: list[tuple[str, ImageCacheFile]] = []
     for generator_id in generator_ids:
         try:
             generator = registry.get_generator(generator_id, source=source)
-            file = ImageCacheFile(generator)
+            file = ImageCacheFile(generator, generator_id=generator_id)
             backend = file.cachefile_backend
             if not force and backend.exists(file):
                 outcome.existed += 1
@@ -82,6 +89,16 @@ def generate_source(
                 files.append((generator_id, file))
         except Exception as exc:
             outcome.failures.append((generator_id, _reason(exc)))
+    if enqueue:
+        for generator_id, file in files:
+            try:
+                if _enqueue(file, force):
+                    outcome.generated += 1
+                else:
+                    outcome.existed += 1
+            except Exception as exc:
+                outcome.failures.append((generator_id, _reason(exc)))
+        return outcome
     specs = [file.generator for _, file in files if isinstance(file.generator, ImageSpec)]
     if len(specs) > 1:
         try:
@@ -98,6 +115,19 @@ def generate_source(
         except Exception as exc:
             outcome.failures.append((generator_id, _reason(exc)))
     return outcome
+
+
+def _enqueue(file: ImageCacheFile, force: bool) -> bool:
+    from .cachefiles.backends import AsyncBackend
+
+    backend = file.cachefile_backend
+    if not isinstance(backend, AsyncBackend):
+        msg = (
+            f"--enqueue needs an async cache file backend (Celery or RQ), not {backend!r}; "
+            "set IMAGEKIT_DEFAULT_CACHEFILE_BACKEND or drop --enqueue."
+        )
+        raise ImageKitError(msg)
+    return backend.enqueue(file, force=force)
 
 
 def _reason(exc: BaseException) -> str:
@@ -213,7 +243,12 @@ def _parallel(
     show_default=True,
     help="Number of worker processes.",
 )
-def generate_command(patterns: tuple[str, ...], force: bool, jobs: int) -> None:
+@click.option(
+    "--enqueue",
+    is_flag=True,
+    help="Send jobs to the async backend (Celery, RQ) instead of generating here.",
+)
+def generate_command(patterns: tuple[str, ...], force: bool, jobs: int, enqueue: bool) -> None:
     """Generate the cache files of every source group matching PATTERNS.
 
     A pattern is a generator id where '*' matches within a segment and '**'
@@ -228,15 +263,19 @@ def generate_command(patterns: tuple[str, ...], force: bool, jobs: int) -> None:
         return
     total = _count(registry, ids)
     items = _work(registry, ids)
-    outcomes = (
-        _parallel(registry, items, jobs, force) if jobs > 1 else _serial(registry, items, force)
-    )
+    if enqueue:
+        outcomes = _serial(registry, items, force, enqueue=True)
+    elif jobs > 1:
+        outcomes = _parallel(registry, items, jobs, force)
+    else:
+        outcomes = _serial(registry, items, force)
+    done_label = "enqueued" if enqueue else "generated"
     generated = existed = 0
     failures: list[tuple[str, str, str]] = []
     tty = sys.stdout.isatty()
     with click.progressbar(
         length=total if total is not None else 0,
-        label="Generating",
+        label="Enqueueing" if enqueue else "Generating",
         show_pos=True,
         file=None if tty else t.cast(t.TextIO, _Null()),
     ) as bar:
@@ -250,11 +289,11 @@ def generate_command(patterns: tuple[str, ...], force: bool, jobs: int) -> None:
                 status = "ok" if not outcome.failures else f"{len(outcome.failures)} failed"
                 click.echo(
                     f"[{done}/{total if total is not None else '?'}] {outcome.source}: "
-                    f"{outcome.generated} generated, {outcome.existed} already there, {status}"
+                    f"{outcome.generated} {done_label}, {outcome.existed} already there, {status}"
                 )
     click.echo(
-        f"Generated {generated} file{'s' * (generated != 1)}, {existed} already there, "
-        f"{len(failures)} failed."
+        f"{done_label.capitalize()} {generated} file{'s' * (generated != 1)}, "
+        f"{existed} already there, {len(failures)} failed."
     )
     for source, generator_id, reason in failures:
         click.echo(f"FAILED {source} ({generator_id}): {reason}", err=True)
@@ -262,13 +301,14 @@ def generate_command(patterns: tuple[str, ...], force: bool, jobs: int) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _serial(registry: Registry, items: t.Iterator[WorkItem], force: bool) -> t.Iterator[Outcome]:
+def _serial(
+    registry: Registry, items: t.Iterator[WorkItem], force: bool, enqueue: bool = False
+) -> t.Iterator[Outcome]:
     for ids, source in items:
-        yield (
-            source
-            if isinstance(source, Outcome)
-            else generate_source(registry, ids, source, force)
-        )
+        if isinstance(source, Outcome):
+            yield source
+        else:
+            yield generate_source(registry, ids, source, force, enqueue=enqueue)
 
 
 class _Null:

@@ -16,6 +16,7 @@ from werkzeug.utils import ImportStringError, import_string
 
 from .exceptions import ImproperlyConfigured
 from .imaging import DEFAULT_ALLOWED_FORMATS
+from .statecache import StateCache
 from .storage import FileSystemStorage, Storage, clean_name
 
 if t.TYPE_CHECKING:
@@ -43,6 +44,7 @@ DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_MAX_SOURCE_PIXELS": 50_000_000,
     "IMAGEKIT_ALLOWED_SOURCE_FORMATS": DEFAULT_ALLOWED_FORMATS,
     "IMAGEKIT_DELETE_ORPHANED_CACHEFILES": False,
+    "IMAGEKIT_LOCAL_STATE_TIMEOUT": None,  # None: on (60 s) for caches outside the process
 }
 
 # SimpleCache evicts at random past its threshold; state entries are tiny.
@@ -69,9 +71,11 @@ class AppState:
     max_source_pixels: int | None
     allowed_source_formats: tuple[str, ...]
     delete_orphaned_cachefiles: bool = False
+    local_state_timeout: float | None = None
     db: t.Any = None
     _cache_source: t.Any = None
     _state_cache: BaseCache | None = None
+    _states: StateCache | None = None
 
     @property
     def state_cache(self) -> BaseCache:
@@ -80,6 +84,14 @@ class AppState:
         if cache is None:
             cache = self._state_cache = _cachelib_backend(self._cache_source)
         return cache
+
+    @property
+    def states(self) -> StateCache:
+        """The state cache as backends use it: atomic locks and a local tier."""
+        states = self._states
+        if states is None:
+            states = self._states = StateCache(self.state_cache, self.local_state_timeout)
+        return states
 
 
 def _fail(key: str, value: object, expected: str) -> t.NoReturn:
@@ -279,8 +291,17 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
             "IMAGEKIT_ALLOWED_SOURCE_FORMATS", config["IMAGEKIT_ALLOWED_SOURCE_FORMATS"]
         ),
         delete_orphaned_cachefiles=config["IMAGEKIT_DELETE_ORPHANED_CACHEFILES"],
+        local_state_timeout=_local_timeout(config["IMAGEKIT_LOCAL_STATE_TIMEOUT"]),
         _cache_source=cache_source,
     )
+
+
+def _local_timeout(value: t.Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        _fail("IMAGEKIT_LOCAL_STATE_TIMEOUT", value, "None (automatic), 0 (off) or seconds")
+    return float(value)
 
 
 def _is_cachelib(value: object) -> bool:

@@ -19,7 +19,7 @@ from .cachefiles import ImageCacheFile
 from .cachefiles.strategies import call_strategy
 from .cli import imagekit_cli
 from .config import DEFAULTS, AppState, load_state
-from .exceptions import ImageKitError, ImproperlyConfigured, SuspiciousName
+from .exceptions import ImproperlyConfigured, SuspiciousName
 from .registry import Register, Registry, Unregister, default_registry
 from .signals import source_changed, source_created, source_deleted
 from .storage import clean_name
@@ -155,13 +155,13 @@ def dispatch_source_event(state: AppState, sender: t.Any, source: t.Any, event: 
     for generator_id in registry.generator_ids_for_source_group(sender):
         try:
             generator = registry.get_generator(generator_id, source=source)
-            file = ImageCacheFile(generator)
+            file = ImageCacheFile(generator, generator_id=generator_id)
             for callback in _SOURCE_CALLBACKS[event]:
                 call_strategy(file.cachefile_strategy, callback, file)
             if event == "deleted" and state.delete_orphaned_cachefiles:
                 file.storage.delete(file.name)
                 file.cachefile_backend.forget(file)
-        except ImageKitError:
+        except Exception:
             logger.exception(
                 "flask_imagekit: handling source %s of %r for %r failed",
                 event,

@@ -151,7 +151,9 @@ class ImageSpecField:
         state = current_state_or_none()
         registry = state.registry if state is not None else default_registry
         assert self.spec_id is not None
-        return ImageCacheFile(registry.get_generator(self.spec_id, source=source))
+        return ImageCacheFile(
+            registry.get_generator(self.spec_id, source=source), generator_id=self.spec_id
+        )
 
     def __repr__(self) -> str:
         return f"<ImageSpecField {self.spec_id!r} source={self.source!r}>"

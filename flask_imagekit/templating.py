@@ -33,7 +33,10 @@ def generateimage(
 ) -> ImageCacheFile:
     """The cache file of the generator ``generator_id`` built with ``generator_kwargs``."""
     generator = _registry().get_generator(generator_id, **generator_kwargs)
-    return ImageCacheFile(generator, html_attrs=attrs)
+    extra = {key: value for key, value in generator_kwargs.items() if key != "source"}
+    return ImageCacheFile(
+        generator, html_attrs=attrs, generator_id=generator_id, generator_kwargs=extra
+    )
 
 
 def parse_dimensions(dimensions: str) -> tuple[int | None, int | None]:
@@ -67,14 +70,12 @@ def thumbnail(
     # Like django-imagekit, pass only what the template gave.
     given = {"anchor": anchor, "crop": crop, "upscale": upscale}
     kwargs.update({key: value for key, value in given.items() if value is not None})
-    generator = _registry().get_generator(
-        generator_id or THUMBNAIL_GENERATOR_ID,
-        source=source,
-        width=width,
-        height=height,
-        **kwargs,
+    generator_id = generator_id or THUMBNAIL_GENERATOR_ID
+    kwargs.update(width=width, height=height)
+    generator = _registry().get_generator(generator_id, source=source, **kwargs)
+    return ImageCacheFile(
+        generator, html_attrs=attrs, generator_id=generator_id, generator_kwargs=kwargs
     )
-    return ImageCacheFile(generator, html_attrs=attrs)
 
 
 def init_templating(app: Flask) -> None:

@@ -44,10 +44,16 @@ class ImageCacheFile:
         cachefile_strategy: t.Any = None,
         *,
         html_attrs: t.Mapping[str, t.Any] | None = None,
+        generator_id: str | None = None,
+        generator_kwargs: t.Mapping[str, t.Any] | None = None,
     ) -> None:
         self._generator = generator
         #: HTML attributes used when the file is rendered as ``<img>``.
         self.html_attrs = html_attrs
+        #: The registry id the generator was built from (workers rebuild it by id).
+        self.generator_id = generator_id
+        #: The arguments it was built with, besides ``source``.
+        self.generator_kwargs = dict(generator_kwargs or {})
         # What was given travels with the file (pickling); what was resolved
         # from the generator and the app does not.
         self._given = {
@@ -285,12 +291,20 @@ class ImageCacheFile:
     # Pickling: only what was given explicitly travels; the rest comes from the app.
 
     def __getstate__(self) -> dict[str, t.Any]:
-        return {"generator": self._generator, "given": self._given, "html_attrs": self.html_attrs}
+        return {
+            "generator": self._generator,
+            "given": self._given,
+            "html_attrs": self.html_attrs,
+            "generator_id": self.generator_id,
+            "generator_kwargs": self.generator_kwargs,
+        }
 
     def __setstate__(self, state: dict[str, t.Any]) -> None:
         self._generator = state["generator"]
         self._given = state["given"]
         self.html_attrs = state["html_attrs"]
+        self.generator_id = state["generator_id"]
+        self.generator_kwargs = state["generator_kwargs"]
         self._reset()
 
 
@@ -334,8 +348,12 @@ class LazyImageCacheFile(ImageCacheFile):
             for key in ("name", "storage", "cachefile_backend", "cachefile_strategy", "html_attrs")
             if key in kwargs
         }
-        super().__init__(None, **file_kwargs)
-        self.generator_id = generator_id
+        super().__init__(
+            None,
+            generator_id=generator_id,
+            generator_kwargs={k: v for k, v in kwargs.items() if k != "source"},
+            **file_kwargs,
+        )
         self._generator_args = args
         self._generator_kwargs = kwargs
 
@@ -344,6 +362,7 @@ class LazyImageCacheFile(ImageCacheFile):
         generator = self._generator
         if generator is None:
             registry = self.app_state.registry
+            assert self.generator_id is not None
             factory = registry.generator_factory(self.generator_id)
             generator = self._generator = factory(*self._generator_args, **self._generator_kwargs)
         return generator
@@ -354,16 +373,11 @@ class LazyImageCacheFile(ImageCacheFile):
 
     def __getstate__(self) -> dict[str, t.Any]:
         state = super().__getstate__()
-        state.update(
-            generator_id=self.generator_id,
-            args=self._generator_args,
-            kwargs=self._generator_kwargs,
-        )
+        state.update(args=self._generator_args, kwargs=self._generator_kwargs)
         return state
 
     def __setstate__(self, state: dict[str, t.Any]) -> None:
         super().__setstate__(state)
-        self.generator_id = state["generator_id"]
         self._generator_args = state["args"]
         self._generator_kwargs = state["kwargs"]
 

@@ -27,12 +27,15 @@ import time
 import typing as t
 import uuid
 
+from ..exceptions import ImproperlyConfigured
+from ..statecache import StateCache
+
 if t.TYPE_CHECKING:
     from cachelib import BaseCache
 
     from . import ImageCacheFile
 
-__all__ = ["CacheFileState", "CachedFileBackend", "Simple"]
+__all__ = ["RQ", "CacheFileState", "CachedFileBackend", "Celery", "Simple"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +100,18 @@ class CachedFileBackend:
 
     # Keys and cache access ------------------------------------------------------
 
-    def _state_cache(self, file: ImageCacheFile) -> BaseCache:
-        return self.cache if self.cache is not None else file.app_state.state_cache
+    def _state_cache(self, file: ImageCacheFile) -> StateCache:
+        if self.cache is None:
+            return file.app_state.states
+        states = self.__dict__.get("_states")
+        if states is None:
+            states = self.__dict__["_states"] = StateCache(self.cache)
+        return t.cast(StateCache, states)
+
+    def __getstate__(self) -> dict[str, t.Any]:
+        state = dict(self.__dict__)
+        state.pop("_states", None)
+        return state
 
     def get_key(self, file: ImageCacheFile) -> str:
         """The state cache key of ``file``."""
@@ -140,7 +153,8 @@ class CachedFileBackend:
                 file._size = _parse_size(raw)
             return CacheFileState.EXISTS
         if raw is None or raw == "D" or raw is _CACHE_FAILED:
-            if self._call(file, "get", self.get_lock_key(file)) not in (None, _CACHE_FAILED):
+            holder = self._call(file, "lock_holder", self.get_lock_key(file))
+            if holder not in (None, _CACHE_FAILED):
                 return CacheFileState.GENERATING
             if raw == "D" or not check_if_unknown:
                 return CacheFileState.DOES_NOT_EXIST
@@ -189,51 +203,61 @@ class CachedFileBackend:
         """Make sure ``file`` exists (regenerate it if ``force``)."""
         raise NotImplementedError
 
-    def generate_now(self, file: ImageCacheFile, force: bool = False) -> bool:
+    def generate_now(
+        self, file: ImageCacheFile, force: bool = False, token: str | None = None
+    ) -> bool:
         """Generate ``file`` in this process, one generation at a time per file.
 
         Returns True if this call generated the file, False if it already existed
         or another process generated it meanwhile. Exceptions propagate after the
-        state is cleaned up.
+        state is cleaned up. ``token`` is the lock a scheduler took for this job
+        (async backends): a worker holding it goes on under that lock.
         """
         with _local_locks.hold(f"{id(file.storage)}:{file.name}"):
+            if token is None:
+                token = uuid.uuid4().hex
+            elif self._call(file, "lock_holder", self.get_lock_key(file)) != token:
+                token = uuid.uuid4().hex  # the scheduler's lock expired or was replaced
+            else:
+                return self._generate_locked(file, force, token)
             if not force and self.get_state(file) is CacheFileState.EXISTS:
                 return False
-            token = uuid.uuid4().hex
             while not self._acquire(file, token):
                 self._wait_for_release(file)
                 if self.get_state(file, check_if_unknown=False) is CacheFileState.EXISTS:
                     return False
-            try:
-                if not force and file.storage.exists(file.name):
-                    self.set_state(file, CacheFileState.EXISTS)
-                    return False
-                size = file._write()
-            except BaseException:
-                self.forget(file)
-                raise
-            else:
-                self.set_state(file, CacheFileState.EXISTS, size)
-                return True
-            finally:
-                self._release(file, token)
+            return self._generate_locked(file, force, token)
+
+    def _generate_locked(self, file: ImageCacheFile, force: bool, token: str) -> bool:
+        try:
+            if not force and file.storage.exists(file.name):
+                self.set_state(file, CacheFileState.EXISTS)
+                return False
+            size = file._write()
+        except BaseException:
+            self.forget(file)
+            raise
+        else:
+            self.set_state(file, CacheFileState.EXISTS, size)
+            return True
+        finally:
+            self._release(file, token)
 
     def _acquire(self, file: ImageCacheFile, token: str) -> bool:
-        added = self._call(file, "add", self.get_lock_key(file), token, timeout=self.lock_timeout)
+        key = self.get_lock_key(file)
+        added = self._call(file, "acquire", key, token, self.lock_timeout)
         # Without a working state cache the in-process lock and atomic saves still hold.
         return added is _CACHE_FAILED or bool(added)
 
     def _release(self, file: ImageCacheFile, token: str) -> None:
-        key = self.get_lock_key(file)
-        if self._call(file, "get", key) == token:
-            self._call(file, "delete", key)
+        self._call(file, "release", self.get_lock_key(file), token)
 
     def _wait_for_release(self, file: ImageCacheFile) -> None:
         key = self.get_lock_key(file)
         deadline = time.monotonic() + self.lock_timeout + 1
         delay = 0.005
         while time.monotonic() < deadline:
-            if self._call(file, "get", key) in (None, _CACHE_FAILED):
+            if self._call(file, "lock_holder", key) in (None, _CACHE_FAILED):
                 return
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
@@ -275,3 +299,131 @@ class Simple(CachedFileBackend):
         """Generate ``file`` now unless its state says it exists."""
         if force or self.get_state(file) is not CacheFileState.EXISTS:
             self.generate_now(file, force=force)
+
+
+class AsyncBackend(CachedFileBackend):
+    """Base class of backends that generate files on workers.
+
+    ``generate`` marks the file GENERATING (the lock, so other page views do not
+    enqueue it again) and sends a JSON-safe job: generator id, source reference,
+    generator kwargs and the lock's token. A worker rebuilds the spec from its
+    own app's registry (:func:`flask_imagekit.jobs.run_job`). Until the file
+    exists, ``bool(file)`` is False.
+    """
+
+    def generate(self, file: ImageCacheFile, force: bool = False) -> None:
+        """Schedule the generation of ``file`` unless it exists or is under way."""
+        if not force and self.get_state(file) is not CacheFileState.DOES_NOT_EXIST:
+            return
+        self.enqueue(file, force=force)
+
+    def enqueue(self, file: ImageCacheFile, force: bool = False) -> bool:
+        """Take the GENERATING lock and send the job; False if it is already taken."""
+        from ..jobs import job_payload
+
+        payload = job_payload(file, force=force)
+        token = t.cast(str, payload["token"])
+        if not self._acquire(file, token):
+            return False
+        try:
+            self.schedule(payload)
+        except BaseException:
+            self._release(file, token)
+            raise
+        return True
+
+    def schedule(self, payload: dict[str, t.Any]) -> None:
+        """Send ``payload`` to a worker."""
+        raise NotImplementedError
+
+
+class Celery(AsyncBackend):
+    """Generate files on Celery workers (``pip install imagekit-flask[celery]``).
+
+    :param celery_app: the Celery app; by default ``current_app.extensions["celery"]``
+        (where Flask's Celery pattern keeps it).
+    :param queue: the queue to send jobs to (Celery's default when None).
+
+    Workers need the task: call :func:`flask_imagekit.jobs.init_celery` on the
+    Celery app in the app factory.
+    """
+
+    def __init__(
+        self, celery_app: t.Any = None, *, queue: str | None = None, **kwargs: t.Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.celery_app = celery_app
+        self.queue = queue
+
+    def schedule(self, payload: dict[str, t.Any]) -> None:
+        """Send the job as the ``flask_imagekit.generate`` task."""
+        from ..jobs import CELERY_TASK_NAME
+
+        celery_app = self.celery_app
+        if celery_app is None:
+            from flask import current_app
+
+            celery_app = current_app.extensions.get("celery")
+        if celery_app is None:
+            msg = (
+                "The Celery backend has no Celery app: pass Celery(celery_app) or keep it "
+                'in app.extensions["celery"] as in Flask\'s Celery guide.'
+            )
+            raise ImproperlyConfigured(msg)
+        options = {"queue": self.queue} if self.queue else {}
+        celery_app.send_task(CELERY_TASK_NAME, args=[payload], **options)
+
+
+class RQ(AsyncBackend):
+    """Generate files on RQ workers (``pip install imagekit-flask[rq]``).
+
+    :param queue: an ``rq.Queue``; or give ``redis_url`` and ``queue_name``.
+    :param job_timeout: seconds a job may run before RQ kills it.
+
+    Jobs are serialised as JSON, so run workers with
+    ``FLASK_APP=yourapp rq worker --serializer rq.serializers.JSONSerializer``.
+    """
+
+    def __init__(
+        self,
+        queue: t.Any = None,
+        *,
+        redis_url: str = "redis://127.0.0.1:6379/0",
+        queue_name: str = "default",
+        job_timeout: int = 300,
+        **kwargs: t.Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._queue = queue
+        self.redis_url = redis_url
+        self.queue_name = queue_name
+        self.job_timeout = job_timeout
+
+    @property
+    def queue(self) -> t.Any:
+        """The RQ queue jobs go to."""
+        if self._queue is None:
+            from redis import Redis
+            from rq import Queue
+            from rq.serializers import JSONSerializer
+
+            self._queue = Queue(
+                self.queue_name,
+                connection=Redis.from_url(self.redis_url),
+                serializer=JSONSerializer,
+            )
+        return self._queue
+
+    def schedule(self, payload: dict[str, t.Any]) -> None:
+        """Enqueue :func:`flask_imagekit.jobs.rq_generate` with the payload."""
+        self.queue.enqueue(
+            "flask_imagekit.jobs.rq_generate",
+            payload,
+            job_timeout=self.job_timeout,
+            result_ttl=0,
+        )
+
+    def __getstate__(self) -> dict[str, t.Any]:
+        state = super().__getstate__()
+        state["_queue"] = None
+        return state

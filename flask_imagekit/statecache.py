@@ -1,0 +1,152 @@
+"""The state cache of cache files: a cachelib cache, made safe for locks and fast.
+
+:class:`StateCache` wraps the cachelib cache that Flask-Caching (or the user)
+provides and adds two things backends need:
+
+* an atomic lock: ``add`` with an expiry in one step (cachelib's Redis ``add``
+  is ``SETNX`` then ``EXPIRE``, which leaves an eternal lock if the process
+  dies in between) and a compare-and-delete release, so a process only ever
+  releases its own lock;
+* a local in-process tier in front of a remote cache (Redis, Memcached, …):
+  EXISTS states are kept locally for ``local_timeout`` seconds, so a page with
+  many images does not pay one network round trip each. Other states and locks
+  are always read from the shared cache.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+
+if t.TYPE_CHECKING:
+    from cachelib import BaseCache
+
+__all__ = ["StateCache"]
+
+# Deletes the key only if it still holds this process's token.
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+_LOCAL_MAX_ENTRIES = 100_000
+
+
+def _is_redis(cache: object) -> bool:
+    from cachelib.redis import RedisCache
+
+    # Any cachelib Redis cache (Flask-Caching's included) has these.
+    return isinstance(cache, RedisCache) or (
+        hasattr(cache, "_write_client") and hasattr(cache, "_get_prefix")
+    )
+
+
+def _is_remote(cache: object) -> bool:
+    """Whether reads of ``cache`` leave the process (a network or disk round trip)."""
+    import cachelib
+
+    remote = tuple(
+        getattr(cachelib, name)
+        for name in (
+            "RedisCache",
+            "MemcachedCache",
+            "FileSystemCache",
+            "UWSGICache",
+            "DynamoDbCache",
+            "MongoDbCache",
+            "ValkeyCache",
+        )
+        if hasattr(cachelib, name)
+    )
+    return isinstance(cache, remote) or _is_redis(cache)
+
+
+class StateCache:
+    """Cache file states and locks on top of a cachelib cache.
+
+    :param cache: the cachelib cache (the app's state cache).
+    :param local_timeout: seconds an EXISTS state is trusted from the local
+        tier; ``None`` turns the tier on (60 s) for caches outside the process
+        (Redis, Memcached, files, …), ``0`` turns it off.
+    """
+
+    def __init__(self, cache: BaseCache, local_timeout: float | None = None) -> None:
+        self.cache = cache
+        if local_timeout is None:
+            local_timeout = 60.0 if _is_remote(cache) else 0.0
+        self.local_timeout = float(local_timeout)
+        self._local: dict[str, tuple[t.Any, float]] = {}
+        self._redis = _is_redis(cache)
+        self._release_script: t.Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"StateCache({self.cache!r}, local_timeout={self.local_timeout})"
+
+    # Plain values (states) ----------------------------------------------------------
+
+    def get(self, key: str) -> t.Any:
+        """The value under ``key``, from the local tier when it is fresh there."""
+        if self.local_timeout:
+            entry = self._local.get(key)
+            if entry is not None:
+                if entry[1] > time.monotonic():
+                    return entry[0]
+                self._local.pop(key, None)
+        value = self.cache.get(key)
+        if self.local_timeout and value is not None:
+            self._remember(key, value)
+        return value
+
+    def set(self, key: str, value: t.Any, timeout: int = 0) -> t.Any:
+        """Store ``value`` under ``key`` for ``timeout`` seconds (0: no expiry)."""
+        result = self.cache.set(key, value, timeout=timeout)
+        if self.local_timeout:
+            self._remember(key, value)
+        return result
+
+    def delete(self, key: str) -> t.Any:
+        """Remove ``key``."""
+        self._local.pop(key, None)
+        return self.cache.delete(key)
+
+    def _remember(self, key: str, value: t.Any) -> None:
+        # Only EXISTS is kept: a missing file may appear any moment (a worker).
+        if not (isinstance(value, str) and value.startswith("E")):
+            self._local.pop(key, None)
+            return
+        if len(self._local) > _LOCAL_MAX_ENTRIES:
+            self._local.clear()
+        self._local[key] = (value, time.monotonic() + self.local_timeout)
+
+    # Locks ---------------------------------------------------------------------------
+
+    def lock_holder(self, key: str) -> t.Any:
+        """The token holding the lock ``key`` (never from the local tier), or None."""
+        return self.cache.get(key)
+
+    def acquire(self, key: str, token: str, timeout: int) -> bool:
+        """Take the lock ``key`` for ``timeout`` seconds, atomically; False if taken."""
+        if self._redis:
+            cache: t.Any = self.cache
+            name = f"{cache._get_prefix()}{key}"
+            return bool(
+                cache._write_client.set(name, cache.serializer.dumps(token), nx=True, ex=timeout)
+            )
+        return bool(self.cache.add(key, token, timeout=timeout))
+
+    def release(self, key: str, token: str) -> None:
+        """Release the lock ``key`` if ``token`` still holds it."""
+        if self._redis:
+            cache: t.Any = self.cache
+            if self._release_script is None:
+                self._release_script = cache._write_client.register_script(_RELEASE_SCRIPT)
+            name = f"{cache._get_prefix()}{key}"
+            self._release_script(keys=[name], args=[cache.serializer.dumps(token)])
+            return
+        with self._lock:  # in-process caches: the check and the delete cannot interleave
+            if self.cache.get(key) == token:
+                self.cache.delete(key)
