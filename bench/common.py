@@ -128,7 +128,9 @@ def cached_file(name: str, make: Callable[[], bytes]) -> Path:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-        log(f"  corpus: made {name} ({len(data) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
+        log(
+            f"  corpus: made {name} ({len(data) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)"
+        )
     return path
 
 
@@ -149,7 +151,10 @@ SINGLE_CORPUS: dict[str, tuple[str, Callable[[], bytes]]] = {
             upright_as_orientation_6(photo_like((SIZE_12MP[1], SIZE_12MP[0]), 4)), orientation=6
         ),
     ),
-    "png_4mp_rgba": ("png_4mp_rgba.png", lambda: png_bytes(with_alpha(photo_like(SIZE_4MP_PNG, 5)))),
+    "png_4mp_rgba": (
+        "png_4mp_rgba.png",
+        lambda: png_bytes(with_alpha(photo_like(SIZE_4MP_PNG, 5))),
+    ),
 }
 
 #: The memory corpus: 50 MP JPEG and PNG.
@@ -422,7 +427,13 @@ def target_table(targets: Sequence[Target]) -> str:
         value = "-" if target.value is None else f"{target.value:.2f}"
         sign = ">=" if target.higher_is_better else "<="
         rows.append(
-            [target.name, f"{value} {target.unit}", f"{sign} {target.limit:g}", status, target.margin]
+            [
+                target.name,
+                f"{value} {target.unit}",
+                f"{sign} {target.limit:g}",
+                status,
+                target.margin,
+            ]
         )
     return table(["target", "measured", "limit", "status", "margin"], rows, align="lrrll")
 

@@ -36,7 +36,6 @@ DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_MAX_SOURCE_PIXELS": 30_000_000,
     "CACHE_TYPE": "SimpleCache",
     "CACHE_DEFAULT_TIMEOUT": 300,
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "PHOTOS_PER_PAGE": 24,
 }
 

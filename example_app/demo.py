@@ -1,72 +1,113 @@
-"""Draw a few photos, generate their cache files, and show where they are.
+"""Set the example app up and serve it: what ``make demo`` runs.
 
-python -m example_app.demo [--media DIR]
+    python -m example_app.demo [--instance DIR] [--count N] [--reset]
+                               [--host HOST] [--port PORT] [--no-serve]
+
+The steps are the real commands, run with this Python:
+
+1. ``flask --app example_app init-db``: create the tables;
+2. ``flask --app example_app seed``: draw sample photos, save them through the
+   models (their specs are generated on commit);
+3. ``flask --app example_app imagekit generate``: generate every cache file of
+   every registered source group (with a progress bar on a terminal);
+4. serve the app on ``http://HOST:PORT/`` until Ctrl+C (``--port 0``: any free
+   port). ``--no-serve`` stops after step 3.
+
+The database and media files live in the app's instance folder (``--instance``,
+else ``$EXAMPLE_APP_INSTANCE_PATH``, else Flask's default ``instance/``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
+import shlex
+import subprocess
+import sys
+import typing as t
 
-from PIL import Image, ImageDraw
+from . import INSTANCE_PATH_ENV
 
-from flask_imagekit.cachefiles import LazyGeneratedImageFile
+__all__ = ["main", "serve"]
 
-from . import SPECS, create_app
-
-
-def draw_photo(index: int, size: tuple[int, int] = (3000, 2000)) -> Image.Image:
-    """A procedurally drawn landscape: sky gradient, sun, hills."""
-    w, h = size
-    sky = Image.linear_gradient("L").resize((w, h))
-    img = Image.merge("RGB", (sky.point(lambda v: v // 3), sky.point(lambda v: v // 2 + 60), sky))
-    draw = ImageDraw.Draw(img)
-    sun_x = w * (index + 1) // 5
-    draw.ellipse((sun_x - 150, 200, sun_x + 150, 500), fill=(255, 214, 90))
-    for layer in range(3):
-        top = h // 2 + layer * h // 8
-        color = (40 + 30 * layer, 110 - 20 * layer, 50)
-        points = [
-            (x, top + ((x * (index + 3) + layer * 700) % 400) - 200)
-            for x in range(0, w + 1, w // 12)
-        ]
-        draw.polygon([(0, h), *points, (w, h)], fill=color)
-    return img
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--media", default=os.path.join("instance", "demo-media"))
-    args = parser.parse_args()
-    media = os.path.abspath(args.media)
-    app = create_app({"IMAGEKIT_MEDIA_ROOT": media})
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m example_app.demo",
+        description="Set the flask_imagekit example app up and serve it.",
+    )
+    parser.add_argument("--instance", help="instance folder (database and media files)")
+    parser.add_argument("--count", type=int, default=None, help="how many photos to draw")
+    parser.add_argument("--reset", action="store_true", help="delete earlier photos first")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    parser.add_argument("--port", type=int, default=5000, help="port to serve on; 0: any free")
+    parser.add_argument("--no-serve", action="store_true", help="set up, then exit")
+    return parser
 
-    os.makedirs(os.path.join(media, "photos"), exist_ok=True)
-    names = []
-    for index in range(3):
-        name = f"photos/landscape-{index + 1}.jpg"
-        draw_photo(index).save(os.path.join(media, name), quality=90)
-        names.append(name)
-    print(f"Drew {len(names)} photos of 3000x2000 in {media}/photos")
 
-    client = app.test_client()
-    with app.app_context():
-        for name in names:
-            for spec_id in SPECS:
-                file = LazyGeneratedImageFile(spec_id, source=name)
-                start = time.perf_counter()
-                file.generate()
-                took = (time.perf_counter() - start) * 1000
-                response = client.get(file.url)
-                response.close()
-                print(
-                    f"{spec_id:26} {file.width:4}x{file.height:<4} {took:6.1f} ms  "
-                    f"HTTP {response.status_code}  {file.url}"
-                )
-                print(f"{'':26} {file.path}")
-    print(f"Serve them: FLASK_IMAGEKIT_MEDIA_ROOT={media} flask --app example_app run")
+def _environment(instance: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if instance:
+        env[INSTANCE_PATH_ENV] = os.path.abspath(instance)
+    # The commands import example_app from this checkout, whatever the working directory.
+    paths = [PROJECT_ROOT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def _run(title: str, args: list[str], env: dict[str, str]) -> None:
+    command = [sys.executable, "-m", "flask", "--app", "example_app", *args]
+    print(f"\n==> {title}\n    $ flask --app example_app {shlex.join(args)}", flush=True)
+    done = subprocess.run(command, env=env, check=False)
+    if done.returncode:
+        print(f"demo: `{shlex.join(['flask', *command[3:]])}` failed", file=sys.stderr)
+        raise SystemExit(done.returncode)
+
+
+def serve(host: str, port: int) -> None:
+    """Serve the example app (threaded werkzeug server) until interrupted."""
+    from werkzeug.serving import make_server
+
+    from . import create_app
+
+    app = create_app()
+    server = make_server(host, port, app, threaded=True)
+    shown_host = f"[{host}]" if ":" in host else host
+    print(
+        f"\n==> Serving the example app on http://{shown_host}:{server.server_port}/ "
+        "(press Ctrl+C to stop)",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nStopped.", flush=True)
+    finally:
+        server.server_close()
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    """Run the demo; return the exit status."""
+    args = _parser().parse_args(argv)
+    env = _environment(args.instance)
+    if args.instance:
+        os.environ[INSTANCE_PATH_ENV] = env[INSTANCE_PATH_ENV]
+    seed = ["seed"]
+    if args.count is not None:
+        seed += ["--count", str(args.count)]
+    if args.reset:
+        seed.append("--reset")
+    _run("Creating the database tables", ["init-db"], env)
+    _run("Drawing sample photos and saving them through the models", seed, env)
+    _run("Generating every cache file of every source group", ["imagekit", "generate"], env)
+    if args.no_serve:
+        print("\nDone. Serve it with: python -m example_app.demo (or flask --app example_app run)")
+        return 0
+    serve(args.host, args.port)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

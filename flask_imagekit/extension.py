@@ -12,6 +12,7 @@ import typing as t
 import weakref
 
 from flask import Flask, Response, current_app, send_from_directory
+from flask.globals import _cv_app
 from werkzeug.exceptions import NotFound
 
 from . import generatorlibrary  # noqa: F401 - registers imagekit:thumbnail
@@ -32,6 +33,8 @@ if t.TYPE_CHECKING:
 __all__ = ["ImageKit", "current_state", "current_state_or_none"]
 
 logger = logging.getLogger(__name__)
+
+_STATE_KEY = "imagekit.state"
 
 #: Browsers may keep cache files this long (their names change with the spec).
 CACHEFILE_MAX_AGE = 365 * 24 * 3600
@@ -81,6 +84,7 @@ class ImageKit:
         state.db = db or self.db
         self._states[app] = state
         app.extensions["imagekit"] = self
+        app.extensions[_STATE_KEY] = state
         if state.serve_media:
             _add_media_route(app, state)
         init_templating(app)
@@ -98,13 +102,11 @@ class ImageKit:
 
 def current_state_or_none() -> AppState | None:
     """The current app's settings, or None outside an app context or without ImageKit."""
-    if not current_app:
+    # On every render path: read the app context directly, not through the proxy.
+    ctx = _cv_app.get(None)
+    if ctx is None:
         return None
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    extension = app.extensions.get("imagekit")
-    if extension is None:
-        return None
-    return t.cast(AppState, extension._states.get(app))
+    return t.cast("AppState | None", ctx.app.extensions.get(_STATE_KEY))
 
 
 def current_state() -> AppState:

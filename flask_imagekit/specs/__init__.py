@@ -22,6 +22,9 @@ __all__ = ["BaseImageSpec", "ImageSpec", "prepare_specs"]
 
 _DEFAULT_MAX_PIXELS = 50_000_000
 _PARAMS_MEMO_SIZE = 4096
+_MEMO_SIZE = 100_000
+_names_memo: dict[tuple[t.Any, ...], str] = {}
+_hash_memo: dict[tuple[str | None, str], str] = {}
 # Spec classes with static parameters: their canonical form, computed once.
 _params_memo: dict[tuple[t.Any, ...], str] = {}
 _params_memo_lock = threading.Lock()
@@ -47,16 +50,29 @@ class BaseImageSpec:
         """The cache file name from the spec's namer (None without a source)."""
         if not self.source:
             return None
+        from ..extension import current_state
+
+        state = current_state()
         namer = type(self).cachefile_namer
         if namer is None:
-            from ..extension import current_state
-
-            namer = current_state().spec_cachefile_namer
+            namer = state.spec_cachefile_namer
         elif isinstance(namer, str):
             from ..config import resolve
 
             namer = resolve("cachefile_namer", namer)
-        return t.cast(str, namer(self))
+        get_hash = getattr(self, "get_hash", None)
+        if get_hash is None:
+            return t.cast(str, namer(self))
+        # Namers are pure functions of these: remember their answers.
+        format = getattr(self, "format", None)
+        key = (namer, state.cachefile_dir, get_hash(), self.source.name, format)
+        name = _names_memo.get(key)
+        if name is None:
+            name = t.cast(str, namer(self))
+            if len(_names_memo) > _MEMO_SIZE:
+                _names_memo.clear()
+            _names_memo[key] = name
+        return name
 
     def generate(self) -> t.IO[bytes]:
         """Return the generated image as a binary file object."""
@@ -83,8 +99,13 @@ class ImageSpec(BaseImageSpec):
         """A stable digest of the source name and every parameter of the output."""
         cached: str | None = self.__dict__.get("_hash")
         if cached is None:
-            source_name = self.source.name if self.source else None
-            cached = digest(source_name, self._params_canonical())
+            key = (self.source.name if self.source else None, self._params_canonical())
+            cached = _hash_memo.get(key)
+            if cached is None:
+                cached = digest(*key)
+                if len(_hash_memo) > _MEMO_SIZE:
+                    _hash_memo.clear()
+                _hash_memo[key] = cached
             self.__dict__["_hash"] = cached
         return cached
 
