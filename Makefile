@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: test demo bench lint typecheck clean
+.PHONY: test demo bench lint typecheck clean test-browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(BIN)/python -m example_app.demo
+	$(BIN)/python -m example_app.demo $(DEMO_ARGS)
+
+test-browser: $(STAMP)
+	$(BIN)/pytest -m browser tests/browser
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -24,7 +24,8 @@ import typing as t
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from PIL import Image, ImageChops, ImageDraw, ImageStat, features
+import PIL
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat, features
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = REPO_ROOT / "bench"
@@ -90,6 +91,27 @@ def photo_like(size: tuple[int, int], seed: int = 0) -> Image.Image:
     return Image.blend(img, Image.merge("RGB", channels), 0.4)
 
 
+def smooth_photo_like(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """A smoother image (the first ``bench/fastpath.py`` corpus): about 1.3 bits/pixel.
+
+    Low-entropy JPEGs decode faster, so the reduced-scale decode gains more on them.
+    """
+    w, h = size
+    base = Image.linear_gradient("L").resize((w, h))
+    img = Image.merge(
+        "RGB",
+        (base, base.transpose(Image.Transpose.ROTATE_90).resize((w, h)), ImageChops.invert(base)),
+    )
+    draw = ImageDraw.Draw(img)
+    for i in range(12):
+        x, y = (seed * 97 + i * 631) % w, (seed * 53 + i * 389) % h
+        r = max(w, h) // (6 + i)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=((i * 40) % 256, (i * 90) % 256, 128))
+    noise = Image.effect_noise((w // 4, h // 4), 40).resize((w, h), Image.Resampling.BICUBIC)
+    img = Image.blend(img, Image.merge("RGB", (noise, noise, noise)), 0.25)
+    return img.filter(ImageFilter.SMOOTH)
+
+
 def with_alpha(img: Image.Image) -> Image.Image:
     """``img`` with a soft-edged alpha channel (opaque centre, transparent corners)."""
     w, h = img.size
@@ -128,9 +150,8 @@ def cached_file(name: str, make: Callable[[], bytes]) -> Path:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-        log(
-            f"  corpus: made {name} ({len(data) / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)"
-        )
+        took = time.perf_counter() - started
+        log(f"  corpus: made {name} ({len(data) / 1e6:.1f} MB, {took:.1f}s)")
     return path
 
 
@@ -150,6 +171,10 @@ SINGLE_CORPUS: dict[str, tuple[str, Callable[[], bytes]]] = {
         lambda: jpeg_bytes(
             upright_as_orientation_6(photo_like((SIZE_12MP[1], SIZE_12MP[0]), 4)), orientation=6
         ),
+    ),
+    "jpeg_12mp_smooth": (
+        "jpeg_12mp_smooth.jpg",
+        lambda: jpeg_bytes(smooth_photo_like(SIZE_12MP, 0)),
     ),
     "png_4mp_rgba": (
         "png_4mp_rgba.png",
@@ -299,7 +324,7 @@ def decode_bytes(data: bytes) -> Image.Image:
 
 def pilkit_processors(kind: str, size: tuple[int, int]) -> list[t.Any]:
     """What a django-imagekit spec would list: ``Transpose(AUTO)`` then the resize."""
-    from pilkit import processors
+    from pilkit import processors  # type: ignore[import-untyped]
 
     resize = processors.ResizeToFill if kind == "fill" else processors.ResizeToFit
     return [processors.Transpose(processors.Transpose.AUTO), resize(*size)]
@@ -307,7 +332,7 @@ def pilkit_processors(kind: str, size: tuple[int, int]) -> list[t.Any]:
 
 def pilkit_image(fp: t.IO[bytes], processors: Sequence[t.Any]) -> Image.Image:
     """Full decode and pilkit processors: django-imagekit's pixels, before encoding."""
-    from pilkit.processors import ProcessorPipeline
+    from pilkit.processors import ProcessorPipeline  # type: ignore[import-untyped]
 
     img = Image.open(fp)
     img.load()
@@ -316,7 +341,7 @@ def pilkit_image(fp: t.IO[bytes], processors: Sequence[t.Any]) -> Image.Image:
 
 def pilkit_generate(fp: t.IO[bytes], processors: Sequence[t.Any], fmt: str) -> bytes:
     """What django-imagekit does per spec: full decode, pilkit processors, pilkit save."""
-    from pilkit.utils import save_image
+    from pilkit.utils import save_image  # type: ignore[import-untyped]
 
     img = pilkit_image(fp, processors)
     out = io.BytesIO()
@@ -330,7 +355,7 @@ def pilkit_generate(fp: t.IO[bytes], processors: Sequence[t.Any], fmt: str) -> b
 def load_pyvips() -> t.Any | None:
     """The pyvips module with its operation cache off, or None if not installed."""
     try:
-        import pyvips
+        import pyvips  # type: ignore[import-untyped]
     except (ImportError, OSError):
         return None
     # The operation cache would return the previous run's result.
@@ -466,6 +491,52 @@ def fmt_db(value: float | None) -> str:
     return "inf" if math.isinf(value) else f"{value:.1f}"
 
 
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Fraction of the machine's CPU time that was busy over ``seconds`` (from /proc/stat).
+
+    Taken before a benchmark that should run on an idle machine: other work on
+    the same cores (other test runs, fuzzers) slows the parallel contenders most.
+    """
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fp:
+            fields = [int(v) for v in fp.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    total = total1 - total0
+    return 1.0 - (idle1 - idle0) / total if total else 0.0
+
+
+def check_idle(label: str) -> float:
+    """Sample the machine's CPU use; warn when other work is running; return the fraction."""
+    busy = cpu_busy()
+    if busy > 0.15:
+        log(
+            f"WARNING: {label}: the machine is already {busy:.0%} busy before the benchmark "
+            "(other processes): timings, parallel ones most, will be slower than on an idle "
+            "machine."
+        )
+    return busy
+
+
+def wait_for_idle(max_wait: float, threshold: float = 0.15) -> float:
+    """Wait up to ``max_wait`` seconds for the CPU use to fall under ``threshold``."""
+    deadline = time.monotonic() + max_wait
+    busy = cpu_busy(2.0)
+    while busy > threshold and time.monotonic() < deadline:
+        log(f"waiting for an idle machine: {busy:.0%} busy")
+        time.sleep(10)
+        busy = cpu_busy(2.0)
+    return busy
+
+
 def log(message: str) -> None:
     """Progress output, on stderr so tables on stdout stay clean."""
     print(message, file=sys.stderr, flush=True)
@@ -488,7 +559,8 @@ def environment() -> dict[str, t.Any]:
         "platform": platform.platform(),
         "cpu": cpu,
         "cpus": os.cpu_count(),
-        "pillow": Image.__version__,
+        "loadavg_after": list(os.getloadavg()),
+        "pillow": PIL.__version__,
         "libjpeg_turbo": features.version("libjpeg_turbo"),
         "webp": features.version("webp"),
         "commit": _git_commit(),

@@ -5,16 +5,14 @@ For each case, ``ImageSpec.generate()``, the pipeline django-imagekit runs
 installed, pyvips ``thumbnail`` (shrink-on-load) are run alternately on the same
 bytes; the medians and their ratios are printed.
 
-Quality is the PSNR of each output against a full-resolution reference of the
-same geometry, before encoding (the pixels handed to the encoder) and after
-(the decoded output file):
-
-* flask_imagekit: full decode, upright, one exact LANCZOS resize of the crop box
-  (no ``reducing_gap``), i.e. what the fast path approximates;
-* pilkit-style: it *is* a full-resolution exact pipeline, so it is its own
-  reference before encoding ("inf");
-* pyvips: ``crop="centre"`` has pilkit's geometry (resize to cover, then an
-  integer centre crop), so the pilkit-style pixels are its reference.
+Quality is the PSNR of each output against one full-resolution reference,
+before encoding (the pixels handed to the encoder) and after (the decoded
+output file). The reference is a full decode, turned upright, and one exact
+LANCZOS resize (no ``reducing_gap``) of the crop box flask_imagekit plans.
+flask_imagekit's plans reproduce pilkit's geometry (resize to cover, integer
+crop offsets), and pyvips ``crop="centre"`` has the same, so the reference is
+the pilkit-style pixels to within rounding (``reference_vs_pilkit_db`` in the
+JSON) and every contender is compared with it.
 
     python -m bench.single [--runs 9] [--quick] [--case 12mp-fill ...] [--profile CASE]
 """
@@ -44,6 +42,7 @@ from bench.common import (  # noqa: E402
     SINGLE_CORPUS,
     Target,
     alternate,
+    check_idle,
     corpus,
     decode_bytes,
     fmt_db,
@@ -86,6 +85,13 @@ CASES = (
     Case("12mp-fit", "12 MP JPEG -> fit 1024 JPEG", "jpeg_12mp", "fit", (1024, 1024)),
     Case("png-fill", "4 MP RGBA PNG -> fill 300x200 JPEG", "png_4mp_rgba", "fill", (300, 200)),
     Case(
+        "12mp-smooth-fill",
+        "12 MP smooth JPEG -> fill 300x200 JPEG",
+        "jpeg_12mp_smooth",
+        "fill",
+        (300, 200),
+    ),
+    Case(
         "12mp-o6-fill",
         "12 MP JPEG, EXIF orient. 6 -> fill 300x200",
         "jpeg_12mp_o6",
@@ -95,6 +101,7 @@ CASES = (
 )
 
 OURS, PILKIT, VIPS = "flask_imagekit", "pilkit-style", "pyvips"
+FLOOR = "decode only"
 
 
 def make_processor(kind: str, size: tuple[int, int]) -> t.Any:
@@ -132,6 +139,31 @@ def fast_path_pixels(data: bytes, processor: t.Any) -> Image.Image:
     return img
 
 
+def decoded_size(data: bytes, processor: t.Any) -> tuple[int, int]:
+    """The size flask_imagekit decodes the source at (its JPEG draft scale), as stored."""
+    seen: list[tuple[int, int]] = []
+    original = Image.Image.resize
+
+    def resize(self: Image.Image, *args: t.Any, **kwargs: t.Any) -> Image.Image:
+        seen.append(self.size)
+        return original(self, *args, **kwargs)
+
+    Image.Image.resize = resize  # type: ignore[method-assign]
+    try:
+        fast_path_pixels(data, processor)
+    finally:
+        Image.Image.resize = original  # type: ignore[method-assign]
+    return seen[0] if seen else Image.open(io.BytesIO(data)).size
+
+
+def decode_floor(data: bytes, size: tuple[int, int]) -> None:
+    """Only decode the source at ``size`` (Pillow's JPEG draft): the fast path's floor."""
+    img = Image.open(io.BytesIO(data))
+    if img.format == "JPEG" and size != img.size:
+        img.draft(img.mode, size)
+    img.load()
+
+
 def run_case(case: Case, data: bytes, runs: int, pyvips: t.Any | None) -> dict[str, t.Any]:
     """Time and measure the quality of one case."""
     spec = make_spec(case)(source=io.BytesIO(data))
@@ -144,20 +176,21 @@ def run_case(case: Case, data: bytes, runs: int, pyvips: t.Any | None) -> dict[s
         contenders[VIPS] = lambda: vips_encode(
             pyvips, vips_thumbnail(pyvips, data, case.kind, case.size), case.format
         )
-    times = alternate(contenders, runs)
-    outputs = {name: fn() for name, fn in contenders.items()}
-
     processor = make_processor(case.kind, case.size)
+    draft_size = decoded_size(data, processor)
+    timed: dict[str, t.Callable[[], object]] = dict(contenders)
+    timed[FLOOR] = lambda: decode_floor(data, draft_size)
+    times = alternate(timed, runs)
+    outputs = {name: fn() for name, fn in contenders.items()}
+    floor = summarize(times[FLOOR])
     reference = exact_reference(data, processor)
     pilkit_pixels = pilkit_image(io.BytesIO(data), pil_procs)
     pre: dict[str, Image.Image] = {
         OURS: fast_path_pixels(data, processor),
         PILKIT: pilkit_pixels,
     }
-    refs: dict[str, Image.Image] = {OURS: reference, PILKIT: pilkit_pixels}
     if pyvips is not None:
         pre[VIPS] = vips_to_pil(vips_thumbnail(pyvips, data, case.kind, case.size))
-        refs[VIPS] = pilkit_pixels
     results: dict[str, t.Any] = {}
     for name in contenders:
         decoded = decode_bytes(outputs[name])
@@ -165,8 +198,8 @@ def run_case(case: Case, data: bytes, runs: int, pyvips: t.Any | None) -> dict[s
             **{f"{k}_ms": v * 1000 for k, v in summarize(times[name]).items() if k != "runs"},
             "iqr_rel": summarize(times[name])["iqr_rel"],
             "times_ms": [round(v * 1000, 3) for v in times[name]],
-            "psnr_pre_db": psnr(pre[name], refs[name]),
-            "psnr_post_db": psnr(decoded, refs[name]),
+            "psnr_pre_db": psnr(pre[name], reference),
+            "psnr_post_db": psnr(decoded, reference),
             "output_size": list(decoded.size),
             "output_bytes": len(outputs[name]),
         }
@@ -175,13 +208,17 @@ def run_case(case: Case, data: bytes, runs: int, pyvips: t.Any | None) -> dict[s
         results[name]["speedup_vs_pilkit"] = base / results[name]["median_ms"]
     if pyvips is not None:
         results[OURS]["speed_vs_pyvips"] = results[VIPS]["median_ms"] / results[OURS]["median_ms"]
+    results[OURS]["decode_floor_ms"] = floor["median"] * 1000
+    results[OURS]["over_decode_floor"] = results[OURS]["median_ms"] / (floor["median"] * 1000)
     return {
         "case": case.key,
+        "decoded_size": list(draft_size),
         "label": case.label,
         "source_size": list(Image.open(io.BytesIO(data)).size),
         "source_bytes": len(data),
         "runs": runs,
         "reference_size": list(reference.size),
+        "reference_vs_pilkit_db": psnr(reference, pilkit_pixels),
         "results": results,
     }
 
@@ -236,14 +273,21 @@ def print_report(cases: list[dict[str, t.Any]], have_vips: bool, found: list[Tar
     rows = []
     for case in cases:
         res = case["results"]
+        width, height = case["source_size"]
         row = [
             case["label"],
+            f"{case['source_bytes'] * 8 / (width * height):.2f}",
             fmt_ms(res[PILKIT]["median_ms"] / 1000),
             fmt_ms(res[OURS]["median_ms"] / 1000),
         ]
         row.append(fmt_ms(res[VIPS]["median_ms"] / 1000) if have_vips else "-")
         row.append(f"{res[OURS]['speedup_vs_pilkit']:.2f}x")
         row.append(f"{res[OURS]['speed_vs_pyvips']:.2f}x" if have_vips else "-")
+        row.append(
+            f"{res[OURS]['decode_floor_ms']:.1f} @{case['decoded_size'][0]}x"
+            f"{case['decoded_size'][1]}"
+        )
+        row.append(f"{res[OURS]['over_decode_floor']:.2f}x")
         row.append(f"{max(res[n]['iqr_rel'] for n in names) * 100:.0f}%")
         rows.append(row)
     print(f"\nSingle generation: median of {cases[0]['runs']} alternating runs (ms)")
@@ -251,17 +295,24 @@ def print_report(cases: list[dict[str, t.Any]], have_vips: bool, found: list[Tar
         table(
             [
                 "case",
+                "src bits/px",
                 "pilkit-style",
                 "flask_imagekit",
                 "pyvips",
                 "fik vs pilkit",
                 "fik vs pyvips",
+                "decode only",
+                "fik/decode",
                 "max IQR",
             ],
             rows,
         )
     )
-    print("(fik vs X = X's median / flask_imagekit's median: > 1 means flask_imagekit is faster)")
+    print(
+        "(fik vs X = X's median / flask_imagekit's median: > 1 means flask_imagekit is faster;\n"
+        " decode only = Pillow decoding the source at the size flask_imagekit decodes it,\n"
+        " nothing else: the floor of the fast path)"
+    )
     rows = []
     for case in cases:
         res = case["results"]
@@ -274,7 +325,9 @@ def print_report(cases: list[dict[str, t.Any]], have_vips: bool, found: list[Tar
     for name in names:
         headers += [f"{name} pre", "post"]
     headers.append("bytes " + "/".join(names))
-    print("\nQuality: PSNR (dB) against a full-resolution reference of the same geometry")
+    print(
+        "\nQuality: PSNR (dB) against the exact full-resolution reference, before/after encoding"
+    )
     print(table(headers, rows))
     print("\nTargets")
     print(target_table(found))
@@ -328,6 +381,7 @@ def main(argv: t.Sequence[str] | None = None) -> dict[str, t.Any]:
         log("pyvips is not installed (pip install -e '.[bench]'): its column is left out")
     log("single generation: preparing the corpus")
     files = corpus(SINGLE_CORPUS)
+    busy = check_idle("single generation")
     selected = [c for c in CASES if not args.case or c.key in args.case]
     results = []
     for case in selected:
@@ -336,7 +390,12 @@ def main(argv: t.Sequence[str] | None = None) -> dict[str, t.Any]:
     by_key = {r["case"]: r for r in results}
     found = targets(by_key, pyvips is not None)
     print_report(results, pyvips is not None, found)
-    payload: dict[str, t.Any] = {"runs": runs, "cases": results, "targets": found}
+    payload: dict[str, t.Any] = {
+        "runs": runs,
+        "cpu_busy_before": busy,
+        "cases": results,
+        "targets": found,
+    }
     if args.profile:
         case = next(c for c in CASES if c.key == args.profile)
         path = profile_case(case, files[case.source].read_bytes())

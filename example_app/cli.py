@@ -107,7 +107,8 @@ def seed_command(count: int, reset: bool) -> None:
     authors = []
     for name in AUTHORS:
         author = Author(name=name)
-        author.avatar = _jpeg(avatar(name), f"{_slug(name)}.jpg")  # processed on assignment
+        # Assigning an upload to a ProcessedImageField processes and stores it.
+        author.avatar = _jpeg(avatar(name), f"{_slug(name)}.jpg")  # type: ignore[assignment]
         authors.append(author)
     db.session.add_all(authors)
     for index in range(count):
@@ -116,7 +117,7 @@ def seed_command(count: int, reset: bool) -> None:
             title = f"{title} ({index // len(SAMPLES) + 1})"
         image = draw(style, (width, height), seed=index)
         photo = Photo(title=title, crop_anchor=anchor, author=authors[index % len(authors)])
-        photo.image = _jpeg(image, f"{_slug(title)}.jpg")
+        photo.image = _jpeg(image, f"{_slug(title)}.jpg")  # type: ignore[assignment]
         db.session.add(photo)
         click.echo(f"[{index + 1}/{count}] {title}: {style} {width}x{height} -> {photo.image}")
     db.session.commit()  # source_created -> the Optimistic specs are generated now

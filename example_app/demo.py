@@ -103,7 +103,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     _run("Drawing sample photos and saving them through the models", seed, env)
     _run("Generating every cache file of every source group", ["imagekit", "generate"], env)
     if args.no_serve:
-        print("\nDone. Serve it with: python -m example_app.demo (or flask --app example_app run)")
+        where = f" --instance {shlex.quote(args.instance)}" if args.instance else ""
+        print(f"\nDone. Serve it with: python -m example_app.demo{where}")
         return 0
     serve(args.host, args.port)
     return 0

@@ -40,7 +40,7 @@ def _ridge(
     spread = amplitude
     while len(points) < 129:
         refined = []
-        for left, right in zip(points, points[1:]):
+        for left, right in zip(points[:-1], points[1:], strict=True):
             refined += [left, (left + right) / 2 + rng.uniform(-spread, spread)]
         points = [*refined, points[-1]]
         spread *= roughness

@@ -10,6 +10,8 @@ processes it when it is assigned.
 
 from __future__ import annotations
 
+import typing as t
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField, StringField
@@ -20,6 +22,14 @@ from flask_imagekit.forms import ProcessedImageField
 from .specs import ANCHORS
 
 __all__ = ["UploadForm"]
+
+
+def _anchor_choices() -> list[t.Any]:
+    try:
+        from wtforms import SelectChoice  # WTForms 3.3 deprecates (value, label) tuples
+    except ImportError:
+        return list(ANCHORS.items())
+    return [SelectChoice(value, label) for value, label in ANCHORS.items()]
 
 
 class UploadForm(FlaskForm):  # type: ignore[misc]
@@ -33,7 +43,7 @@ class UploadForm(FlaskForm):  # type: ignore[misc]
         render_kw={"accept": "image/*"},
     )
     crop_anchor = SelectField(
-        "Square crop", choices=list(ANCHORS.items()), default="c", validate_choice=True
+        "Square crop", choices=_anchor_choices(), default="c", validate_choice=True
     )
     author = StringField("Your name", validators=[Optional(), Length(max=80)])
     avatar = FileField("Your avatar", render_kw={"accept": "image/*"})

@@ -14,7 +14,7 @@ import datetime as dt
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from flask_imagekit.models import ImageSpecField, ProcessedImageField
+from flask_imagekit.models import ImageSpecField, ProcessedImageField, StoredImage
 from flask_imagekit.processors import ResizeToFill, ResizeToFit
 
 from .extensions import db
@@ -36,7 +36,7 @@ class Author(db.Model):  # type: ignore[name-defined,misc]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
-    avatar: Mapped[str | None] = ProcessedImageField(
+    avatar: Mapped[StoredImage | None] = ProcessedImageField(
         upload_to="avatars",
         processors=[ResizeToFill(*AVATAR_SIZE)],
         format="JPEG",
@@ -57,7 +57,7 @@ class Photo(db.Model):  # type: ignore[name-defined,misc]
     title: Mapped[str] = mapped_column(String(120))
     # The same processing as the upload form's spec. (``spec=UploadedPhoto`` would
     # say it shorter, but ProcessedImageField drops the spec's format and options.)
-    image: Mapped[str] = ProcessedImageField(
+    image: Mapped[StoredImage] = ProcessedImageField(
         upload_to="photos",
         processors=UploadedPhoto.processors,
         format=UploadedPhoto.format,

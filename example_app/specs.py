@@ -87,7 +87,7 @@ class SquareCrop(ImageSpec):
     options = {"quality": 85}
     cachefile_strategy = Optimistic
 
-    @property  # type: ignore[override]
+    @property
     def processors(self) -> list[t.Any]:
         """``ResizeToFill`` to :data:`SQUARE_SIZE` at the photo's anchor."""
         anchor = "c"

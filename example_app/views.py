@@ -40,9 +40,7 @@ def index() -> str:
         .options(selectinload(Photo.author))
         .order_by(Photo.created_at.desc(), Photo.id.desc())
     )
-    page = db.paginate(
-        statement, per_page=current_app.config["PHOTOS_PER_PAGE"], error_out=False
-    )
+    page = db.paginate(statement, per_page=current_app.config["PHOTOS_PER_PAGE"], error_out=False)
     return render_template("gallery.html", page=page, featured=list(FEATURED.files()))
 
 

@@ -46,9 +46,22 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{body}(?::.*)?$")
 
 
+def app_source_groups(registry: Registry, generator_id: str) -> list[t.Any]:
+    """The source groups of ``generator_id`` that belong to the current app.
+
+    Model source groups are process-wide; those of models another app maps are
+    left out.
+    """
+    return [
+        group
+        for group in registry.source_groups(generator_id)
+        if getattr(group, "applies_to_current_app", lambda: True)()
+    ]
+
+
 def matching_ids(registry: Registry, patterns: t.Sequence[str]) -> list[str]:
     """Generator ids with source groups that match any of ``patterns`` (all if none)."""
-    ids = registry.source_group_ids()
+    ids = [id for id in registry.source_group_ids() if app_source_groups(registry, id)]
     if not patterns:
         return ids
     compiled = [compile_pattern(pattern) for pattern in patterns]
@@ -147,7 +160,7 @@ def _work(registry: Registry, ids: list[str]) -> t.Iterator[WorkItem]:
     """
     groups: list[tuple[t.Any, list[str]]] = []
     for generator_id in ids:
-        for group in registry.source_groups(generator_id):
+        for group in app_source_groups(registry, generator_id):
             for known, group_ids in groups:
                 if known == group:
                     group_ids.append(generator_id)
@@ -183,7 +196,7 @@ def _count(registry: Registry, ids: list[str]) -> int | None:
     total = 0
     seen: list[t.Any] = []
     for generator_id in ids:
-        for group in registry.source_groups(generator_id):
+        for group in app_source_groups(registry, generator_id):
             if any(group == other for other in seen):
                 continue
             seen.append(group)
@@ -330,9 +343,8 @@ def list_command() -> None:
     from .extension import current_state
 
     registry = current_state().registry
-    with_groups = set(registry.source_group_ids())
     for generator_id in registry.generator_ids():
-        groups = registry.source_groups(generator_id) if generator_id in with_groups else []
+        groups = app_source_groups(registry, generator_id)
         if not groups:
             click.echo(f"{generator_id}  (no source group)")
             continue

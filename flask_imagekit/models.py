@@ -576,7 +576,7 @@ def ProcessedImageField(  # noqa: N802 - django-imagekit's public name
     processors: t.Any = None,
     format: str | None = None,
     options: t.Mapping[str, t.Any] | None = None,
-    autoconvert: bool = True,
+    autoconvert: bool | None = None,
     spec: type[ImageSpec] | None = None,
     storage: Storage | None = None,
     length: int = 255,
@@ -590,7 +590,9 @@ def ProcessedImageField(  # noqa: N802 - django-imagekit's public name
     the column keeps the stored name. A string is stored unchanged. If the
     transaction rolls back, the stored file is deleted.
     """
-    attrs: dict[str, t.Any] = {"format": format, "options": options, "autoconvert": autoconvert}
+    given = {"format": format, "options": options, "autoconvert": autoconvert}
+    # Only what was given: a ``spec=`` class keeps its own settings otherwise.
+    attrs: dict[str, t.Any] = {key: value for key, value in given.items() if value is not None}
     if processors is not None:
         attrs["processors"] = list(processors)
     spec_class = type("ProcessedImageFieldSpec", (spec or ImageSpec,), attrs)

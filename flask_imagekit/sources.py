@@ -40,7 +40,7 @@ class SourceFile:
         instance: t.Any = None,
         attname: str | None = None,
     ) -> None:
-        self.name = name
+        self.name = str(name) if name is not None else None
         self.storage = storage
         self.attname = attname
         self._instance = instance

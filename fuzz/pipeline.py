@@ -167,6 +167,8 @@ class Outcome:
     megabytes: float | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
     cachefile_name: str | None = None
+    #: False when ``megabytes`` is only a lower bound (no peak reset on this system).
+    memory_exact: bool = False
 
     @property
     def escaped(self) -> bool:
@@ -197,6 +199,7 @@ class Outcome:
             "message": None if self.error is None else str(self.error)[:500],
             "seconds": self.seconds,
             "megabytes": self.megabytes,
+            "memory_exact": self.memory_exact,
             "problems": self.problems,
             "output_size": None if self.output is None else len(self.output),
         }
@@ -381,7 +384,8 @@ class Env:
         except Exception as exc:
             outcome.error = exc
         outcome.seconds = time.perf_counter() - start
-        outcome.megabytes = meter.megabytes if (measure and meter.exact) else None
+        if measure:
+            outcome.megabytes, outcome.memory_exact = meter.megabytes, meter.exact
         outcome.judge_limits()
         target = self.media_root / final
         if outcome.error is None:
@@ -457,7 +461,8 @@ def run_low_level(
     except Exception as exc:
         outcome.error = exc
     outcome.seconds = time.perf_counter() - start
-    outcome.megabytes = meter.megabytes if (measure and meter.exact) else None
+    if measure:
+        outcome.megabytes, outcome.memory_exact = meter.megabytes, meter.exact
     outcome.judge_limits()
     if outcome.error is not None:
         # Processors and save_image may raise what Pillow raises (ImageSpec wraps it);
@@ -468,3 +473,46 @@ def run_low_level(
     elif outcome.output is not None:
         outcome.problems += check_output(outcome.output, fmt, size, max_size)
     return outcome
+
+
+# Triage: escapes of a known bug class -----------------------------------------------------
+
+#: Library bugs found by this harness and not fixed yet, by id (see tests/corpus/README.md).
+KNOWN_BUGS = {
+    "progressive-jpeg": (
+        "progressive JPEGs: libjpeg keeps the whole image's coefficients (2 bytes per pixel "
+        "and component, whatever the draft scale) and runs every scan over every block, so "
+        "a small file under the pixel cap takes > 256 MB or many seconds"
+    ),
+    "large-under-cap": (
+        "sources under IMAGEKIT_MAX_SOURCE_PIXELS whose full decode (WebP, AVIF, RGBA/LA/P "
+        "PNG and GIF, ...) costs more than 256 MB or 2 s: the cap counts pixels, not bytes"
+    ),
+}
+#: Above this many pixels, a full decode at 16 bytes per pixel passes MAX_MEGABYTES.
+LARGE_PIXELS = int(MAX_MEGABYTES * (1 << 20) / 16)
+
+
+def triage(data: bytes, outcome: Outcome) -> str | None:
+    """The id of the known bug an escape belongs to, or None for a new kind of escape.
+
+    Only limit problems (time, memory) of sources the bug describes are known;
+    any other problem (an exception, a wrong output, a file left behind) is new.
+    """
+    limits = ("too slow", "memory blow-up")
+    if not outcome.problems or not all(p.startswith(limits) for p in outcome.problems):
+        return None
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                fmt, size, info = img.format, img.size, dict(img.info)
+    except Exception:
+        return None
+    if fmt in ("JPEG", "MPO") and info.get("progressive"):
+        return "progressive-jpeg"
+    if size[0] * size[1] >= LARGE_PIXELS:
+        return "large-under-cap"
+    return None

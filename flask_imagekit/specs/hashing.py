@@ -37,8 +37,15 @@ def canonical(value: t.Any) -> str:
         return repr(value)
     if isinstance(value, enum.Enum):
         return f"{_type_name(value)}.{value.name}"
-    if isinstance(value, int | float | str | bytes):
-        return f"{type(value).__name__}:{value!r}"
+    # Subclasses (a stored image's name is a str) hash as their base type.
+    if isinstance(value, str):
+        return f"str:{str(value)!r}"
+    if isinstance(value, bytes):
+        return f"bytes:{bytes(value)!r}"
+    if isinstance(value, int):
+        return f"int:{int(value)!r}"
+    if isinstance(value, float):
+        return f"float:{float(value)!r}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(canonical(item) for item in value) + "]"
     if isinstance(value, dict):

@@ -45,6 +45,20 @@ class ImageFieldSourceGroup:
     def __repr__(self) -> str:
         return f"ImageFieldSourceGroup({self.model_class.__name__}, {self.image_field!r})"
 
+    def applies_to_current_app(self) -> bool:
+        """Whether the current app's Flask-SQLAlchemy maps this group's model.
+
+        Models register their groups process-wide; an app (several may share a
+        process) only walks the groups of its own models.
+        """
+        from flask import current_app
+
+        db = current_app.extensions.get("sqlalchemy") if current_app else None
+        if db is None:
+            return False
+        metadata = getattr(self.model_class, "metadata", None)
+        return any(metadata is other for other in db.metadatas.values())
+
     def files(self) -> t.Iterator[SourceFile]:
         """Yield a source for every row whose column holds a name."""
         from sqlalchemy import select

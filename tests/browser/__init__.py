@@ -1,0 +1,1 @@
+"""Browser tests: the example app driven in headless Chromium through Playwright."""

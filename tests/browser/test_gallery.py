@@ -1,0 +1,167 @@
+"""The example gallery in headless Chromium: upload, gallery, photo page, errors.
+
+Sizes are checked as the browser decoded them (``naturalWidth`` and
+``naturalHeight``), and every test leaves a full-page screenshot in its tmp
+folder.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from example_app.drawing import avatar, draw
+from example_app.specs import (
+    DISPLAY_BOX,
+    FEATURED_SIZE,
+    SQUARE_SIZE,
+    THUMBNAIL_SIZE,
+    WEBP_BOX,
+)
+
+from .conftest import LiveServer
+
+if t.TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytestmark = pytest.mark.browser
+
+#: Waits until every <img> of the page has finished loading (or failed to).
+ALL_IMAGES_SETTLED = "() => Array.from(document.images).every((img) => img.complete)"
+
+
+def natural_size(image: Locator) -> tuple[int, int]:
+    """The pixel size the browser decoded (0 x 0 if the image did not load)."""
+    width, height = image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
+    return int(width), int(height)
+
+
+def page_images(page: Page) -> list[dict[str, t.Any]]:
+    """Every <img> of the page with its src and natural size, once all have settled."""
+    page.wait_for_function(ALL_IMAGES_SETTLED)
+    images: list[dict[str, t.Any]] = page.evaluate(
+        """() => Array.from(document.images).map((img) => ({
+            src: img.getAttribute("src"), alt: img.alt,
+            width: img.naturalWidth, height: img.naturalHeight,
+        }))"""
+    )
+    return images
+
+
+def assert_all_loaded(page: Page) -> list[dict[str, t.Any]]:
+    images = page_images(page)
+    assert images
+    broken = [image for image in images if image["width"] == 0]
+    assert not broken, broken
+    return images
+
+
+def screenshot(page: Page, path: Path) -> None:
+    """Save a full-page PNG and check it is a real, non-blank picture."""
+    page.wait_for_load_state("load")  # else the page's height may not be known yet
+    page.screenshot(path=str(path), full_page=True)
+    assert path.is_file()
+    assert path.stat().st_size > 20_000, path.stat().st_size
+    with Image.open(path) as shot:
+        assert shot.format == "PNG"
+        assert shot.width == 1280
+        assert shot.height >= 600
+        colours = shot.convert("RGB").resize((64, 64)).getcolors(64 * 64)
+        assert colours is not None
+        assert len(colours) > 50  # not a blank page
+
+
+def fits(size: tuple[int, int], box: tuple[int, int]) -> bool:
+    return size[0] <= box[0] and size[1] <= box[1] and (size[0] == box[0] or size[1] == box[1])
+
+
+def test_upload_then_see_it_in_the_gallery_and_on_its_page(
+    page: Page, live_server: LiveServer, tmp_path: Path
+) -> None:
+    photo = tmp_path / "harbour-at-dusk.png"
+    draw("city", (1800, 1200), seed=5).save(photo)
+    me = tmp_path / "me.png"
+    avatar("Playwright").save(me)
+
+    page.goto(live_server.url)
+    page.get_by_role("link", name="Upload a photo").click()
+    page.get_by_label("Title").fill("Harbour at dusk")
+    page.get_by_label("Photo", exact=True).set_input_files(photo)
+    page.get_by_label("Square crop").select_option("b")
+    page.get_by_label("Your name").fill("Playwright")
+    page.get_by_label("Your avatar").set_input_files(me)
+    page.get_by_role("button", name="Upload").click()
+
+    # The photo's page.
+    page.wait_for_url(re.compile(r"/photos/\d+$"))
+    photo_id = int(page.url.rsplit("/", 1)[1])
+    assert page.get_by_role("heading", level=1).inner_text() == "Harbour at dusk"
+    assert "“Harbour at dusk” was uploaded." in page.locator(".flash").inner_text()
+    images = assert_all_loaded(page)
+    assert len(images) == 5  # avatar, display, thumbnail, webp, square
+    assert fits(natural_size(page.locator("img.display")), DISPLAY_BOX)
+    variants = page.locator("figure.variant")
+    sizes = {
+        figure.get_attribute("data-spec"): natural_size(figure.locator("img"))
+        for figure in variants.all()
+    }
+    assert sizes["example_app:photo:thumbnail"] == THUMBNAIL_SIZE
+    assert sizes["example_app:photo:square"] == SQUARE_SIZE
+    assert fits(sizes["example_app:photo:webp"], WEBP_BOX)
+    webp = page.locator('[data-spec="example_app:photo:webp"] img').get_attribute("src")
+    assert webp is not None
+    assert webp.endswith(".webp")
+    screenshot(page, tmp_path / "photo.png")
+
+    # The gallery: the new photo first, its thumbnail at the spec's size.
+    page.get_by_role("link", name="Gallery", exact=True).click()
+    page.wait_for_url(live_server.url)
+    card = page.locator(f"#photo-{photo_id}")
+    assert card.locator(".title").inner_text() == "Harbour at dusk"
+    assert card.locator(".byline").inner_text() == "Playwright"
+    assert_all_loaded(page)
+    assert natural_size(card.locator("img.thumb")) == THUMBNAIL_SIZE
+    assert natural_size(card.locator("img.avatar")) == (64, 64)
+    assert page.locator(".card").first.get_attribute("id") == f"photo-{photo_id}"
+    screenshot(page, tmp_path / "gallery.png")
+
+
+def test_seeded_gallery_and_featured_banners_load(page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url)
+    assert_all_loaded(page)
+    banners = page.locator("img.banner")
+    assert banners.count() == 3
+    for banner in banners.all():
+        assert natural_size(banner) == FEATURED_SIZE
+    titles = page.locator(".card .title").all_inner_texts()
+    assert {"Alpine dawn", "Evening swell"} <= set(titles)
+    for thumb in page.locator("img.thumb").all():
+        assert natural_size(thumb) == THUMBNAIL_SIZE
+
+
+def test_text_file_upload_shows_the_error(
+    page: Page, live_server: LiveServer, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Shopping list: milk, eggs, a camera.\n")
+
+    page.goto(live_server.url + "upload")
+    page.get_by_label("Title").fill("Not a photo")
+    page.get_by_label("Photo", exact=True).set_input_files(notes)
+    with page.expect_response(
+        lambda r: r.url.endswith("/upload") and r.request.method == "POST"
+    ) as posted:
+        page.get_by_role("button", name="Upload").click()
+    assert posted.value.status == 400
+    error = page.locator(".field.has-error .error")
+    assert error.count() == 1
+    message = error.inner_text()
+    assert "notes.txt" in message
+    assert "is not an image in an allowed format" in message
+    assert page.get_by_label("Title").input_value() == "Not a photo"  # kept for another try
+    assert page.url == live_server.url + "upload"
+    screenshot(page, tmp_path / "upload-error.png")

@@ -1,0 +1,612 @@
+"""The example app, through the Flask test client and CLI runner (no browser).
+
+Importing ``example_app.models`` defines models with ``ImageSpecField``s, which
+register their specs and source groups in flask_imagekit's process-wide
+registry. This module never imports it at collection time (that would leak
+them into every other test's ``flask imagekit generate``); the ``gallery_app``
+fixture registers them for one test at a time instead.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import typing as t
+import uuid
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from PIL import Image
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+import example_app
+from example_app import INSTANCE_PATH_ENV, create_app
+from example_app.drawing import draw
+from example_app.specs import (
+    AVATAR_SIZE,
+    DISPLAY_BOX,
+    FEATURED_SIZE,
+    SQUARE_SIZE,
+    THUMBNAIL_SIZE,
+    UPLOAD_BOX,
+    WEBP_BOX,
+)
+from flask_imagekit import register
+from flask_imagekit.models import ImageSpecField
+from flask_imagekit.registry import default_registry
+from flask_imagekit.specs.sourcegroups import ImageFieldSourceGroup
+
+from .conftest import IN_CI, encode, require_service
+
+PROJECT_ROOT = Path(example_app.__file__).resolve().parents[1]
+PHOTO_SPEC_IDS = [
+    "example_app:photo:display",
+    "example_app:photo:square",
+    "example_app:photo:thumbnail",
+    "example_app:photo:webp",
+]
+
+
+def _register_model_specs() -> None:
+    """Register what the example app's ``ImageSpecField``s register when defined.
+
+    The suite resets the process-wide registry after every test, but a module
+    is defined only once; this puts the fields' specs and source groups back.
+    """
+    from example_app.models import Author, Photo
+
+    for model in (Author, Photo):
+        for field in vars(model).values():
+            if not isinstance(field, ImageSpecField):
+                continue
+            assert field.spec_id is not None
+            if field.spec_class is not None:
+                default_registry.register_generator(field.spec_id, field.spec_class, replace=True)
+            group = ImageFieldSourceGroup(model, field.source)
+            if group not in default_registry.source_groups(field.spec_id):
+                register.source_group(field.spec_id, group)
+
+
+@pytest.fixture
+def gallery_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> t.Iterator[Flask]:
+    """The example app on SQLite and a media folder under ``tmp_path``, tables created."""
+    monkeypatch.setenv(INSTANCE_PATH_ENV, str(tmp_path / "instance"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    _register_model_specs()
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "WTF_CSRF_ENABLED": False,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "IMAGEKIT_MEDIA_ROOT": str(tmp_path / "media"),
+        }
+    )
+    from example_app.extensions import db
+
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def runner(gallery_app: Flask) -> FlaskCliRunner:
+    return gallery_app.test_cli_runner()
+
+
+@pytest.fixture
+def seeded(gallery_app: Flask, runner: FlaskCliRunner) -> Flask:
+    """The app after ``flask seed --count 2``."""
+    result = runner.invoke(args=["seed", "--count", "2"])
+    assert result.exit_code == 0, result.output
+    return gallery_app
+
+
+# Helpers -------------------------------------------------------------------------------
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str]] = []
+        self._figure: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {key: value or "" for key, value in attrs}
+        if tag == "figure":
+            self._figure = values.get("data-spec")
+        elif tag == "img":
+            if self._figure:
+                values.setdefault("data-spec", self._figure)
+            self.images.append(values)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "figure":
+            self._figure = None
+
+
+def images(html: str) -> list[dict[str, str]]:
+    """The attributes of every ``<img>`` (plus ``data-spec`` of its figure)."""
+    parser = _Images()
+    parser.feed(html)
+    return parser.images
+
+
+def fetch(app: Flask, url: str) -> Image.Image:
+    """GET ``url`` through the app and decode the image it serves."""
+    with app.test_client() as client:
+        response = client.get(url)
+        try:
+            assert response.status_code == 200, (url, response.status_code)
+            data = response.get_data()
+        finally:
+            response.close()
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def served(app: Flask, tag: dict[str, str]) -> Image.Image:
+    """The image an ``<img>`` tag shows; its width/height attributes must be its size."""
+    img = fetch(app, tag["src"])
+    assert img.size == (int(tag["width"]), int(tag["height"])), tag
+    return img
+
+
+def fits(size: tuple[int, int], box: tuple[int, int]) -> bool:
+    """Whether ``size`` is a fit into ``box`` (touching it on one side)."""
+    return size[0] <= box[0] and size[1] <= box[1] and (size[0] == box[0] or size[1] == box[1])
+
+
+def upload(
+    app: Flask,
+    client: FlaskClient | None = None,
+    *,
+    image: tuple[bytes, str] | None,
+    avatar: tuple[bytes, str] | None = None,
+    **form: str,
+) -> TestResponse:
+    data: dict[str, t.Any] = {"title": "A test photo", "crop_anchor": "c", **form}
+    if image is not None:
+        data["image"] = (io.BytesIO(image[0]), image[1])
+    if avatar is not None:
+        data["avatar"] = (io.BytesIO(avatar[0]), avatar[1])
+    response = (client or app.test_client()).post(
+        "/upload", data=data, content_type="multipart/form-data"
+    )
+    response.get_data()  # buffered: readable after close
+    response.close()
+    return response
+
+
+def count_photos(app: Flask) -> int:
+    from example_app.extensions import db
+    from example_app.models import Photo
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Photo)) or 0
+
+
+def stored_files(app: Flask, folder: str) -> list[str]:
+    root = Path(app.config["IMAGEKIT_MEDIA_ROOT"]) / folder
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def png(size: tuple[int, int] = (1200, 900), style: str = "landscape") -> bytes:
+    return encode(draw(style, size, seed=7), "PNG")
+
+
+# The factory -------------------------------------------------------------------------
+
+
+def test_factory_sets_up_every_extension(gallery_app: Flask) -> None:
+    from example_app.extensions import cache, db, imagekit
+
+    assert gallery_app.extensions["imagekit"] is imagekit
+    assert gallery_app.extensions["sqlalchemy"] is db
+    assert cache in gallery_app.extensions["cache"]
+    assert {"seed", "init-db", "imagekit"} <= set(gallery_app.cli.list_commands(None))  # type: ignore[arg-type]
+    endpoints = {rule.endpoint for rule in gallery_app.url_map.iter_rules()}
+    assert {"gallery.index", "gallery.detail", "gallery.upload", "imagekit_media"} <= endpoints
+    assert gallery_app.config["MAX_CONTENT_LENGTH"] == 8 * 1024 * 1024
+    with gallery_app.app_context():
+        registry = imagekit.state(gallery_app).registry
+        assert set(PHOTO_SPEC_IDS) <= set(registry.source_group_ids())
+        assert "example_app:featured" in registry.source_group_ids()
+        assert registry.has_generator("example_app:upload")
+
+
+def test_factory_makes_independent_apps(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(INSTANCE_PATH_ENV, str(tmp_path / "instance"))
+    first = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "IMAGEKIT_MEDIA_ROOT": "/a"})
+    second = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "IMAGEKIT_MEDIA_ROOT": "/b"})
+    imagekit = first.extensions["imagekit"]
+    assert imagekit is second.extensions["imagekit"]
+    assert imagekit.state(first).media_root != imagekit.state(second).media_root
+    assert first.config["SECRET_KEY"] != second.config["SECRET_KEY"]
+
+
+def test_database_url_selects_postgresql(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(INSTANCE_PATH_ENV, str(tmp_path / "instance"))
+    monkeypatch.setenv("DATABASE_URL", "postgres://me:secret@db.example:5432/gallery")
+    app = create_app()
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == (
+        "postgresql+psycopg://me:secret@db.example:5432/gallery"
+    )
+    assert not (tmp_path / "instance").exists()  # nothing written for a remote database
+
+
+def test_sqlite_in_the_instance_folder_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    instance = tmp_path / "instance"
+    monkeypatch.setenv(INSTANCE_PATH_ENV, str(instance))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app()
+    assert app.instance_path == str(instance)
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance / 'example.sqlite3'}"
+    assert instance.is_dir()
+    assert not (instance / "media").exists()  # nothing generated by the factory
+
+
+@pytest.mark.postgres
+def test_on_postgresql_through_database_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    require_service("PostgreSQL", 5432)
+    import psycopg
+
+    admin, user = None, ""
+    for user in ("postgres", "root"):
+        try:
+            admin = psycopg.connect(
+                host="127.0.0.1", port=5432, user=user, dbname="test", autocommit=True
+            )
+            break
+        except psycopg.OperationalError:
+            continue
+    if admin is None:
+        msg = "cannot log in to PostgreSQL as postgres or root"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    schema = f"example_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    monkeypatch.setenv(INSTANCE_PATH_ENV, str(tmp_path / "instance"))
+    monkeypatch.setenv("DATABASE_URL", f"postgres://{user}@127.0.0.1:5432/test")
+    _register_model_specs()
+    app = create_app(
+        {
+            "TESTING": True,
+            "IMAGEKIT_MEDIA_ROOT": str(tmp_path / "media"),
+            "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"options": f"-csearch_path={schema}"}},
+        }
+    )
+    from example_app.extensions import db
+
+    try:
+        assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+        runner = app.test_cli_runner()
+        for args in (["init-db"], ["seed", "--count", "1"], ["imagekit", "generate"]):
+            result = runner.invoke(args=args)
+            assert result.exit_code == 0, result.output
+        assert "0 failed" in result.output
+        with app.test_client() as client:
+            html = client.get("/").get_data(as_text=True)
+            (thumb,) = [tag for tag in images(html) if tag.get("class") == "thumb"]
+            assert served(app, thumb).size == THUMBNAIL_SIZE
+            assert client.get("/photos/1").status_code == 200
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.close()
+
+
+# The seed command ----------------------------------------------------------------------
+
+
+def test_seed_draws_photos_and_generates_their_specs_on_commit(
+    gallery_app: Flask, runner: FlaskCliRunner
+) -> None:
+    result = runner.invoke(args=["seed", "--count", "3"])
+    assert result.exit_code == 0, result.output
+    assert "[3/3]" in result.output
+    assert "Seeded 3 photos by 3 authors" in result.output
+    assert count_photos(gallery_app) == 3
+    assert stored_files(gallery_app, "featured") == ["mountains.jpg", "skyline.jpg", "tide.jpg"]
+    assert len(stored_files(gallery_app, "avatars")) == 3
+
+    from example_app.extensions import db
+    from example_app.models import Photo
+
+    with gallery_app.app_context():
+        for photo in db.session.scalars(select(Photo)):
+            assert fits(photo.image.size, UPLOAD_BOX)
+            # Optimistic: the commit generated them; nothing is generated on access.
+            for attr in ("thumbnail", "display", "square", "webp"):
+                file = getattr(photo, attr)
+                assert os.path.isfile(file.path), (photo, attr)
+            assert photo.thumbnail.size == THUMBNAIL_SIZE
+            assert photo.square.size == SQUARE_SIZE
+            assert fits(photo.display.size, DISPLAY_BOX)
+            with photo.webp.open() as fp, Image.open(fp) as img:
+                assert img.format == "WEBP"
+
+
+def test_seed_skips_when_seeded_and_reset_starts_again(
+    seeded: Flask, runner: FlaskCliRunner
+) -> None:
+    again = runner.invoke(args=["seed", "--count", "5"])
+    assert again.exit_code == 0, again.output
+    assert "Already seeded: 2 photos" in again.output
+    assert count_photos(seeded) == 2
+
+    reset = runner.invoke(args=["seed", "--count", "1", "--reset"])
+    assert reset.exit_code == 0, reset.output
+    assert count_photos(seeded) == 1
+    assert stored_files(seeded, "photos") == ["alpine-dawn.jpg"]
+    assert len(stored_files(seeded, "CACHE/images/photos")) == 4
+    html = seeded.test_client().get("/").get_data(as_text=True)
+    for tag in images(html):
+        served(seeded, tag)
+
+
+def test_init_db_command(gallery_app: Flask, runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["init-db", "--drop"])
+    assert result.exit_code == 0, result.output
+    assert "Database ready: sqlite:///" in result.output
+
+
+# Pages ----------------------------------------------------------------------------------
+
+
+def test_gallery_serves_images_of_the_specs_sizes(seeded: Flask) -> None:
+    with seeded.test_client() as client:
+        response = client.get("/")
+        assert response.status_code == 200
+        html = response.get_data(as_text=True)
+    tags = images(html)
+    thumbs = [tag for tag in tags if tag.get("class") == "thumb"]
+    avatars = [tag for tag in tags if tag.get("class") == "avatar"]
+    banners = [tag for tag in tags if tag.get("class") == "banner"]
+    assert [tag["alt"] for tag in thumbs] == ["Evening swell", "Alpine dawn"]  # newest first
+    assert len(avatars) == 2
+    assert len(banners) == 3
+    for tag in thumbs:
+        assert tag["src"].startswith("/media/CACHE/images/photos/")
+        img = served(seeded, tag)
+        assert img.size == THUMBNAIL_SIZE
+        assert img.format == "JPEG"
+    for tag in avatars:
+        assert served(seeded, tag).size == (64, 64)
+    for tag in banners:
+        assert served(seeded, tag).size == FEATURED_SIZE
+
+
+def test_empty_gallery_says_how_to_seed(gallery_app: Flask) -> None:
+    html = gallery_app.test_client().get("/").get_data(as_text=True)
+    assert "No photos yet" in html
+    assert "flask --app example_app seed" in html
+    assert images(html) == []
+
+
+def test_detail_page_shows_every_spec(seeded: Flask) -> None:
+    with seeded.test_client() as client:
+        response = client.get("/photos/1")
+        assert response.status_code == 200
+        html = response.get_data(as_text=True)
+    tags = images(html)
+    by_spec = {tag["data-spec"]: tag for tag in tags if "data-spec" in tag}
+    assert set(by_spec) == {
+        "example_app:photo:thumbnail",
+        "example_app:photo:webp",
+        "example_app:photo:square",
+    }
+    assert served(seeded, by_spec["example_app:photo:thumbnail"]).size == THUMBNAIL_SIZE
+    assert served(seeded, by_spec["example_app:photo:square"]).size == SQUARE_SIZE
+    webp = served(seeded, by_spec["example_app:photo:webp"])
+    assert webp.format == "WEBP"
+    assert fits(webp.size, WEBP_BOX)
+    (display,) = [tag for tag in tags if tag.get("class") == "display"]
+    assert fits(served(seeded, display).size, DISPLAY_BOX)
+    (avatar,) = [tag for tag in tags if tag.get("class") == "avatar"]
+    assert served(seeded, avatar).size == AVATAR_SIZE
+    assert "<h1>Alpine dawn</h1>" in html
+    # Every src is a real image, served with a long max-age.
+    for tag in tags:
+        with seeded.test_client() as client:
+            response = client.get(tag["src"])
+            assert response.status_code == 200
+            if "/CACHE/" in tag["src"]:
+                assert response.cache_control.max_age == 365 * 24 * 3600
+            response.close()
+
+
+def test_detail_page_of_a_missing_photo_is_404(gallery_app: Flask) -> None:
+    assert gallery_app.test_client().get("/photos/42").status_code == 404
+
+
+# Uploads --------------------------------------------------------------------------------
+
+
+def test_upload_stores_the_photo_and_generates_its_specs(gallery_app: Flask) -> None:
+    client = gallery_app.test_client()
+    response = upload(
+        gallery_app,
+        client,
+        image=(png((2000, 1500)), "My Holiday.png"),
+        avatar=(png((300, 200), "shapes"), "me.png"),
+        title="Holiday",
+        crop_anchor="t",
+        author="Jo",
+    )
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert re.fullmatch(r"/photos/\d+", location)
+    assert stored_files(gallery_app, "photos") == ["My_Holiday.jpg"]
+    # Generated when the row was committed, before any page asked for them.
+    generated = stored_files(gallery_app, "CACHE/images/photos")
+    assert len(generated) == 4
+    assert sum(name.endswith(".webp") for name in generated) == 1
+
+    from example_app.extensions import db
+    from example_app.models import Photo
+
+    with gallery_app.app_context():
+        photo = db.session.scalars(select(Photo)).one()
+        assert photo.author is not None
+        assert photo.author.avatar is not None
+        assert (photo.title, photo.crop_anchor, photo.author.name) == ("Holiday", "t", "Jo")
+        assert photo.image.size == (1600, 1200)
+        assert photo.author.avatar.size == AVATAR_SIZE
+    page = client.get(location)
+    assert page.status_code == 200
+    assert "“Holiday” was uploaded." in page.get_data(as_text=True)
+    page.close()
+
+
+def test_upload_form_page(gallery_app: Flask) -> None:
+    html = gallery_app.test_client().get("/upload").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in html
+    assert 'name="image"' in html
+    assert "30,000,000 pixels" in html
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        pytest.param(
+            (b"Dear diary: I uploaded a text file.", "notes.txt"), "not an image", id="text"
+        ),
+        pytest.param((b"", "empty.png"), "empty", id="empty"),
+        pytest.param((png()[:2000], "cut.png"), "truncated", id="truncated"),
+        pytest.param(None, "Choose a photo to upload.", id="missing"),
+    ],
+)
+def test_upload_shows_the_librarys_error(
+    gallery_app: Flask, image: tuple[bytes, str] | None, message: str
+) -> None:
+    response = upload(gallery_app, image=image)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    errors = re.findall(r'<p class="error" role="alert">([^<]*)</p>', html)
+    assert any(message in error for error in errors), errors
+    assert count_photos(gallery_app) == 0
+    assert stored_files(gallery_app, "photos") == []
+
+
+def test_upload_over_the_pixel_limit(gallery_app: Flask) -> None:
+    gallery_app.config["IMAGEKIT_MAX_SOURCE_PIXELS"] = 30_000_000
+    # 8000 x 4000 = 32 MP, but only a few kB as a PNG: refused from its header.
+    big = encode(Image.new("L", (8000, 4000), 128), "PNG")
+    assert len(big) < gallery_app.config["MAX_CONTENT_LENGTH"]
+    response = upload(gallery_app, image=(big, "huge.png"))
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "over the limit of 30,000,000 (IMAGEKIT_MAX_SOURCE_PIXELS)" in html
+    assert count_photos(gallery_app) == 0
+
+
+def test_upload_over_max_content_length(gallery_app: Flask) -> None:
+    gallery_app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    response = upload(gallery_app, image=(b"\x89PNG" + os.urandom(100_000), "big.png"))
+    assert response.status_code == 413
+    assert "The upload is larger than 0.0625 MB" in response.get_data(as_text=True)
+    assert count_photos(gallery_app) == 0
+
+
+def test_bad_avatar_keeps_nothing(gallery_app: Flask) -> None:
+    response = upload(
+        gallery_app, image=(png(), "ok.png"), avatar=(b"not a picture", "me.gif"), author="Jo"
+    )
+    assert response.status_code == 400
+    assert "not an image" in response.get_data(as_text=True)
+    assert count_photos(gallery_app) == 0
+    assert stored_files(gallery_app, "photos") == []
+    assert stored_files(gallery_app, "avatars") == []
+
+
+def test_upload_needs_the_csrf_token(gallery_app: Flask) -> None:
+    gallery_app.config["WTF_CSRF_ENABLED"] = True
+    response = upload(gallery_app, image=(png(), "ok.png"))
+    assert response.status_code == 400
+    assert count_photos(gallery_app) == 0
+
+
+# flask imagekit generate, and the demo ---------------------------------------------------
+
+
+def test_generate_over_the_seeded_app(seeded: Flask, runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["imagekit", "generate"])
+    assert result.exit_code == 0, result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert re.fullmatch(r"Generated \d+ files?, \d+ already there, 0 failed\.", summary), summary
+    assert "featured/mountains.jpg" in result.output
+    listing = runner.invoke(args=["imagekit", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "example_app:featured  JpegsInADirectory('featured')  3 sources" in listing.output
+    for spec_id in PHOTO_SPEC_IDS:
+        assert f"{spec_id}  ImageFieldSourceGroup(Photo, 'image')  2 sources" in listing.output
+
+
+def test_generate_in_another_process_finds_the_files_generated_on_commit(
+    seeded: Flask,
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "FLASK_SQLALCHEMY_DATABASE_URI": seeded.config["SQLALCHEMY_DATABASE_URI"],
+        "FLASK_IMAGEKIT_MEDIA_ROOT": seeded.config["IMAGEKIT_MEDIA_ROOT"],
+        INSTANCE_PATH_ENV: seeded.instance_path,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "example_app", "imagekit", "generate"]
+        + ["example_app:photo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Generated 0 files, 8 already there, 0 failed." in done.stdout
+
+
+def test_demo_without_serving(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    env.pop("DATABASE_URL", None)
+    instance = tmp_path / "instance"
+    done = subprocess.run(
+        [sys.executable, "-m", "example_app.demo", "--instance", str(instance)]
+        + ["--count", "2", "--no-serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for step in ("init-db", "seed --count 2", "imagekit generate"):
+        assert f"$ flask --app example_app {step}" in out
+    assert "Seeded 2 photos" in out
+    assert re.search(r"Generated \d+ files, \d+ already there, 0 failed\.", out), out
+    assert (instance / "example.sqlite3").is_file()
+    assert sorted(os.listdir(instance / "media" / "photos")) == [
+        "alpine-dawn.jpg",
+        "evening-swell.jpg",
+    ]
+    assert "Serving" not in out
