@@ -55,14 +55,10 @@ class Photo(db.Model):  # type: ignore[name-defined,misc]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(120))
-    # The same processing as the upload form's spec. (``spec=UploadedPhoto`` would
-    # say it shorter, but ProcessedImageField drops the spec's format and options.)
+    #: Processed as the upload form's spec does it (an upload the form already
+    #: processed is stored as is).
     image: Mapped[StoredImage] = ProcessedImageField(
-        upload_to="photos",
-        processors=UploadedPhoto.processors,
-        format=UploadedPhoto.format,
-        options=UploadedPhoto.options,
-        nullable=False,
+        upload_to="photos", spec=UploadedPhoto, nullable=False
     )
     #: Where ``square`` is cropped: one of :data:`example_app.specs.ANCHORS`.
     crop_anchor: Mapped[str] = mapped_column(String(2), default="c")

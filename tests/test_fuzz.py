@@ -19,7 +19,6 @@ import re
 import subprocess
 import sys
 import typing as t
-import warnings
 from pathlib import Path
 
 import pytest
@@ -37,11 +36,6 @@ KEPT = sorted(
     for p in CORPUS_DIR.iterdir()
     if p.is_file() and p.suffix not in (".md", ".json", ".txt")
 )
-
-with warnings.catch_warnings():
-    # Registered in pyproject.toml; tolerated here until it is.
-    warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
-    fuzz_mark = pytest.mark.fuzz
 
 
 def fuzz_seconds() -> float:
@@ -125,7 +119,7 @@ def test_triage_leaves_other_problems_new() -> None:
 # The short fuzz run ------------------------------------------------------------------------------
 
 
-@fuzz_mark
+@pytest.mark.fuzz
 @pytest.mark.timeout(fuzz_seconds() + 240)
 def test_short_fuzz_run_finds_no_new_escape(tmp_path: Path) -> None:
     seconds = fuzz_seconds()

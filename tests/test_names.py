@@ -354,23 +354,7 @@ WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
 }
 
 
-SUPERSCRIPT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: Windows also reserves COM\u00b9-COM\u00b3 and LPT\u00b9-LPT\u00b3 (superscript "
-        "digits); cachefiles/namers.py _DEVICE_NAMES lacks them"
-    ),
-)
-
-
-@pytest.mark.parametrize(
-    "namer",
-    [
-        pytest.param("source_name_as_path", marks=SUPERSCRIPT_BUG),
-        pytest.param("source_name_dot_hash", marks=SUPERSCRIPT_BUG),
-        "hash",
-    ],
-)
+@pytest.mark.parametrize("namer", list(NAMERS))
 def test_namers_leave_no_windows_device_name(world: Flask, namer: str) -> None:
     for hostile in [*DEVICES, "COM\u00b2/x.jpg", "lpt\u00b9.png", "photos/Com\u00b3.jpg"]:
         file = ImageCacheFile(spec_class(namer)(source=SourceFile(hostile, file=io.BytesIO())))
