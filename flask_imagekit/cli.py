@@ -21,6 +21,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from .cachefiles import ImageCacheFile
+from .config import current_state
 from .exceptions import ImageKitError
 from .sources import SourceFile, as_source
 from .specs import ImageSpec, prepare_specs
@@ -267,8 +268,6 @@ def generate_command(patterns: tuple[str, ...], force: bool, jobs: int, enqueue:
     A pattern is a generator id where '*' matches within a segment and '**'
     across segments; it also matches the ids below it. No pattern: all.
     """
-    from .extension import current_state
-
     registry = current_state().registry
     ids = matching_ids(registry, patterns)
     if not ids:
@@ -340,8 +339,6 @@ class _Null:
 @imagekit_cli.command("list")
 def list_command() -> None:
     """List generator ids, their source groups and how many sources each has."""
-    from .extension import current_state
-
     registry = current_state().registry
     for generator_id in registry.generator_ids():
         groups = app_source_groups(registry, generator_id)

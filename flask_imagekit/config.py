@@ -11,10 +11,13 @@ import dataclasses
 import os
 import typing as t
 
+from flask import current_app
+from flask.globals import _cv_app
 from PIL import Image
 from werkzeug.utils import ImportStringError, import_string
 
 from .exceptions import ImproperlyConfigured
+from .filememo import FileMemo
 from .imaging import DEFAULT_ALLOWED_FORMATS
 from .statecache import StateCache
 from .storage import FileSystemStorage, Storage, clean_name
@@ -25,7 +28,9 @@ if t.TYPE_CHECKING:
 
     from .registry import Registry
 
-__all__ = ["DEFAULTS", "AppState", "load_state"]
+__all__ = ["DEFAULTS", "AppState", "current_state", "current_state_or_none", "load_state"]
+
+_STATE_KEY = "imagekit.state"
 
 DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_MEDIA_ROOT": None,  # <instance_path>/media
@@ -76,6 +81,7 @@ class AppState:
     _cache_source: t.Any = None
     _state_cache: BaseCache | None = None
     _states: StateCache | None = None
+    file_memo: FileMemo = dataclasses.field(default_factory=FileMemo)
 
     @property
     def state_cache(self) -> BaseCache:
@@ -308,3 +314,27 @@ def _is_cachelib(value: object) -> bool:
     from cachelib import BaseCache
 
     return isinstance(value, BaseCache)
+
+
+def current_state_or_none() -> AppState | None:
+    """The current app's settings, or None outside an app context or without ImageKit."""
+    # On every render path: read the app context directly, not through the proxy.
+    ctx = _cv_app.get(None)
+    if ctx is None:
+        return None
+    return t.cast("AppState | None", ctx.app.extensions.get(_STATE_KEY))
+
+
+def current_state() -> AppState:
+    """The current app's flask_imagekit settings; raises when there are none."""
+    state = current_state_or_none()
+    if state is None:
+        if not current_app:
+            msg = (
+                "flask_imagekit needs an application context here. Use it inside a "
+                "request, a CLI command, or `with app.app_context():`."
+            )
+        else:
+            msg = "ImageKit is not initialised on the current app; call ImageKit(app)."
+        raise ImproperlyConfigured(msg)
+    return state

@@ -11,6 +11,7 @@ __all__ = [
     "GenerationError",
     "ImageKitError",
     "ImproperlyConfigured",
+    "MissingCacheFile",
     "MissingSource",
     "NotRegistered",
     "SourceError",
@@ -43,6 +44,10 @@ class SourceError(ImageKitError):
 
 class MissingSource(SourceError):
     """A generator needs a source and none was given, or it no longer exists."""
+
+
+class MissingCacheFile(ImageKitError):
+    """A cache file is needed but does not exist (yet): an async backend may be on it."""
 
 
 class GenerationError(ImageKitError):

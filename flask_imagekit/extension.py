@@ -11,15 +11,21 @@ import logging
 import typing as t
 import weakref
 
-from flask import Flask, Response, current_app, send_from_directory
-from flask.globals import _cv_app
+from flask import Flask, Response, send_from_directory
 from werkzeug.exceptions import NotFound
 
 from . import generatorlibrary  # noqa: F401 - registers imagekit:thumbnail
 from .cachefiles import ImageCacheFile
 from .cachefiles.strategies import call_strategy
 from .cli import imagekit_cli
-from .config import DEFAULTS, AppState, load_state
+from .config import (
+    _STATE_KEY,
+    DEFAULTS,
+    AppState,
+    current_state,
+    current_state_or_none,
+    load_state,
+)
 from .exceptions import ImproperlyConfigured, SuspiciousName
 from .registry import Register, Registry, Unregister, default_registry
 from .signals import source_changed, source_created, source_deleted
@@ -33,8 +39,6 @@ if t.TYPE_CHECKING:
 __all__ = ["ImageKit", "current_state", "current_state_or_none"]
 
 logger = logging.getLogger(__name__)
-
-_STATE_KEY = "imagekit.state"
 
 #: Browsers may keep cache files this long (their names change with the spec).
 CACHEFILE_MAX_AGE = 365 * 24 * 3600
@@ -98,30 +102,6 @@ class ImageKit:
         except KeyError:
             msg = f"ImageKit was not initialised on {app!r}; call imagekit.init_app(app)."
             raise ImproperlyConfigured(msg) from None
-
-
-def current_state_or_none() -> AppState | None:
-    """The current app's settings, or None outside an app context or without ImageKit."""
-    # On every render path: read the app context directly, not through the proxy.
-    ctx = _cv_app.get(None)
-    if ctx is None:
-        return None
-    return t.cast("AppState | None", ctx.app.extensions.get(_STATE_KEY))
-
-
-def current_state() -> AppState:
-    """The current app's flask_imagekit settings; raises when there are none."""
-    state = current_state_or_none()
-    if state is None:
-        if not current_app:
-            msg = (
-                "flask_imagekit needs an application context here. Use it inside a "
-                "request, a CLI command, or `with app.app_context():`."
-            )
-        else:
-            msg = "ImageKit is not initialised on the current app; call ImageKit(app)."
-        raise ImproperlyConfigured(msg)
-    return state
 
 
 def _add_media_route(app: Flask, state: AppState) -> None:

@@ -20,6 +20,7 @@ import typing as t
 from werkzeug.datastructures import FileStorage
 from wtforms import FileField, ValidationError
 
+from .config import current_state
 from .exceptions import ImageKitError, ImproperlyConfigured
 from .specs import ImageSpec
 from .utils import format_to_extension
@@ -69,8 +70,6 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
 
     def _spec(self, upload: FileStorage) -> t.Any:
         if self.spec_id:
-            from .extension import current_state
-
             return current_state().registry.get_generator(self.spec_id, source=upload)
         assert self.spec_class is not None
         return self.spec_class(source=upload)

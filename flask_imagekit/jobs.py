@@ -22,6 +22,7 @@ import threading
 import typing as t
 import uuid
 
+from .config import current_state
 from .exceptions import ImageKitError, ImproperlyConfigured, MissingSource
 from .sources import SourceFile
 
@@ -107,7 +108,6 @@ def run_job(payload: dict[str, t.Any]) -> str:
     Other errors (a storage or network failure) propagate, so the queue may retry.
     """
     from .cachefiles import ImageCacheFile
-    from .extension import current_state
 
     generator_id = payload["generator_id"]
     kwargs = dict(payload.get("kwargs") or {})

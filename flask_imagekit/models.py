@@ -26,6 +26,7 @@ from sqlalchemy.orm import MappedColumn, Mapper, Session, mapped_column, object_
 from sqlalchemy.types import TypeDecorator
 
 from .cachefiles import ImageCacheFile
+from .config import current_state, current_state_or_none
 from .exceptions import ImproperlyConfigured
 from .registry import default_registry
 from .signals import source_changed, source_created, source_deleted
@@ -146,8 +147,6 @@ class ImageSpecField:
         value = getattr(instance, self.source)
         name = _name_of(value)
         source = SourceFile(name, instance=instance, attname=self.source) if name else None
-        from .extension import current_state_or_none
-
         state = current_state_or_none()
         registry = state.registry if state is not None else default_registry
         assert self.spec_id is not None
@@ -208,8 +207,6 @@ def _watched_attrs(instance: object) -> dict[str, list[ImageFieldSourceGroup]]:
 
 
 def _active() -> bool:
-    from .extension import current_state_or_none
-
     return current_state_or_none() is not None
 
 
@@ -352,8 +349,6 @@ class StoredImage(str):
     def storage(self) -> Storage:
         """The storage holding the image (the app's source storage by default)."""
         if self._storage is None:
-            from .extension import current_state
-
             return current_state().source_storage
         return self._storage
 
@@ -445,8 +440,6 @@ class StoredImageType(TypeDecorator[str]):
         name = upload_to(instance, filename) if callable(upload_to) else f"{upload_to}/{filename}"
         storage = self.storage
         if storage is None:
-            from .extension import current_state
-
             storage = current_state().source_storage
         stored = storage.save(name.strip("/"), content, overwrite=False)
         return StoredImage(stored, self.storage)
@@ -561,8 +554,6 @@ def _on_set(target: object, value: t.Any, oldvalue: t.Any, initiator: t.Any) -> 
 
 
 def _source_storage() -> Storage:
-    from .extension import current_state
-
     return current_state().source_storage
 
 

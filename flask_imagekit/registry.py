@@ -37,6 +37,12 @@ class Registry:
         #: Bumped on every change, so callers can cache what they derive from it.
         self.version = 0
 
+    @property
+    def total_version(self) -> int:
+        """Changes whenever this layer or a layer below changes."""
+        parent = self.parent
+        return self.version + (parent.total_version if parent is not None else 0)
+
     # Generators -------------------------------------------------------------
 
     def register_generator(self, id: str, generator: t.Any, *, replace: bool = False) -> None:

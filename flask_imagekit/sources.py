@@ -200,7 +200,7 @@ def _tell(file: t.IO[t.Any]) -> int | None:
 
 
 def _default_source_storage() -> Storage:
-    from .extension import current_state
+    from .config import current_state
 
     return current_state().source_storage
 

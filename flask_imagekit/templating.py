@@ -7,10 +7,12 @@ Both return the cache file; rendering it gives ``<img src width height>`` (with
 
 from __future__ import annotations
 
+import functools
 import re
 import typing as t
 
 from .cachefiles import ImageCacheFile
+from .config import current_state
 from .exceptions import ImproperlyConfigured
 
 if t.TYPE_CHECKING:
@@ -23,8 +25,6 @@ _DIMENSIONS = re.compile(r"^(\d*)x(\d*)$")
 
 
 def _registry() -> t.Any:
-    from .extension import current_state
-
     return current_state().registry
 
 
@@ -32,13 +32,38 @@ def generateimage(
     generator_id: str, attrs: t.Mapping[str, t.Any] | None = None, **generator_kwargs: t.Any
 ) -> ImageCacheFile:
     """The cache file of the generator ``generator_id`` built with ``generator_kwargs``."""
-    generator = _registry().get_generator(generator_id, **generator_kwargs)
-    extra = {key: value for key, value in generator_kwargs.items() if key != "source"}
-    return ImageCacheFile(
+    return file_for(generator_id, generator_kwargs, attrs)
+
+
+def file_for(
+    generator_id: str,
+    generator_kwargs: t.Mapping[str, t.Any],
+    attrs: t.Mapping[str, t.Any] | None = None,
+) -> ImageCacheFile:
+    """The cache file of ``generator_id`` built with ``generator_kwargs``.
+
+    Files of specs whose output depends only on these arguments are remembered
+    for a while (see :class:`~flask_imagekit.filememo.FileMemo`), so rendering the
+    same image again costs a dictionary lookup and the strategy's check.
+    """
+    state = current_state()
+    memo = state.file_memo
+    key = memo.key(state.registry, generator_id, generator_kwargs, attrs)
+    if key is not None:
+        file = memo.get(key)
+        if file is not None:
+            return file
+    generator = state.registry.get_generator(generator_id, **generator_kwargs)
+    extra = {name: value for name, value in generator_kwargs.items() if name != "source"}
+    file = ImageCacheFile(
         generator, html_attrs=attrs, generator_id=generator_id, generator_kwargs=extra
     )
+    if key is not None:
+        memo.put(key, file)
+    return file
 
 
+@functools.lru_cache(maxsize=512)
 def parse_dimensions(dimensions: str) -> tuple[int | None, int | None]:
     """Parse ``"100x50"``, ``"100x"`` or ``"x50"`` into ``(width, height)``."""
     match = _DIMENSIONS.match(dimensions.strip()) if isinstance(dimensions, str) else None
@@ -66,16 +91,15 @@ def thumbnail(
     **kwargs: t.Any,
 ) -> ImageCacheFile:
     """A thumbnail of ``source`` at ``dimensions`` (pilkit ``Thumbnail`` semantics)."""
+    if not isinstance(dimensions, str):
+        msg = f"Invalid thumbnail dimensions {dimensions!r}: give a string such as '100x50'."
+        raise ImproperlyConfigured(msg)
     width, height = parse_dimensions(dimensions)
     # Like django-imagekit, pass only what the template gave.
     given = {"anchor": anchor, "crop": crop, "upscale": upscale}
     kwargs.update({key: value for key, value in given.items() if value is not None})
-    generator_id = generator_id or THUMBNAIL_GENERATOR_ID
-    kwargs.update(width=width, height=height)
-    generator = _registry().get_generator(generator_id, source=source, **kwargs)
-    return ImageCacheFile(
-        generator, html_attrs=attrs, generator_id=generator_id, generator_kwargs=kwargs
-    )
+    kwargs.update(source=source, width=width, height=height)
+    return file_for(generator_id or THUMBNAIL_GENERATOR_ID, kwargs, attrs)
 
 
 def init_templating(app: Flask) -> None:

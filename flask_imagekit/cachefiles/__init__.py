@@ -15,7 +15,8 @@ import typing as t
 from markupsafe import Markup, escape
 from PIL import Image
 
-from ..exceptions import GenerationError, ImproperlyConfigured, MissingSource
+from ..config import current_state
+from ..exceptions import GenerationError, ImproperlyConfigured, MissingCacheFile, MissingSource
 from ..signals import content_required, existence_required
 from .strategies import call_strategy, resolve_strategy
 
@@ -85,8 +86,6 @@ class ImageCacheFile:
         """The flask_imagekit settings of the current app (resolved once)."""
         state = self._app_state
         if state is None:
-            from ..extension import current_state
-
             state = self._app_state = current_state()
         return state
 
@@ -188,13 +187,29 @@ class ImageCacheFile:
         size = self._size
         if size is None:
             self._require_content()
-            size = self.cachefile_backend.dimensions(self)
+            backend = self.cachefile_backend
+            size = backend.dimensions(self)
             if size is None:
-                with self.storage.open(self.name, "rb") as fp:
-                    size = _read_size(fp)
-                self.cachefile_backend.remember_dimensions(self, size)
+                try:
+                    size = self._read_stored_size()
+                except FileNotFoundError:
+                    # Assumed to exist (Optimistic) but missing: make it now.
+                    backend.generate(self)
+                    try:
+                        size = self._read_stored_size()
+                    except FileNotFoundError as exc:
+                        msg = (
+                            f"{self.name!r} does not exist yet (its backend {backend!r} may "
+                            "still be generating it), so its size is unknown."
+                        )
+                        raise MissingCacheFile(msg) from exc
+                backend.remember_dimensions(self, size)
             self._size = size
         return size
+
+    def _read_stored_size(self) -> tuple[int, int]:
+        with self.storage.open(self.name, "rb") as fp:
+            return _read_size(fp)
 
     @property
     def width(self) -> int:
@@ -246,7 +261,13 @@ class ImageCacheFile:
     # Rendering -----------------------------------------------------------------------
 
     def __html__(self) -> str:
-        return str(self.img_tag(self.html_attrs))
+        markup: str | None = self.__dict__.get("_markup")
+        if markup is None:
+            markup = self.__dict__["_markup"] = str(self.img_tag(self.html_attrs))
+        else:
+            # Rendered before (a remembered file): the strategy still has its say.
+            self._require_existence()
+        return markup
 
     def img_tag(self, attrs: t.Mapping[str, t.Any] | None = None) -> Markup:
         """``<img src=.. width=.. height=..>``; ``attrs`` are added, escaped.
@@ -256,8 +277,12 @@ class ImageCacheFile:
         parts = [f'src="{escape(self.url)}"']
         attrs = dict(attrs or {})
         if "width" not in attrs and "height" not in attrs:
-            width, height = self.size
-            parts.append(f'width="{width}" height="{height}"')
+            try:
+                width, height = self.size
+            except MissingCacheFile:
+                pass  # generated on a worker: the browser learns the size later
+            else:
+                parts.append(f'width="{width}" height="{height}"')
         for key, value in attrs.items():
             if not isinstance(key, str) or not key or _INVALID_ATTRIBUTE.search(key):
                 msg = (

@@ -122,10 +122,14 @@ class CachedFileBackend:
         return self._key(file, "lock:")
 
     def _key(self, file: ImageCacheFile, kind: str) -> str:
-        key = f"{file.app_state.cache_prefix}{kind}{file.name}"
-        if len(key) > _MAX_KEY_LENGTH:
-            digest = hashlib.sha256(file.name.encode("utf-8")).hexdigest()
-            key = f"{file.app_state.cache_prefix}{kind}#{digest}"
+        keys: dict[str, str] = file.__dict__.setdefault("_state_keys", {})
+        key = keys.get(kind)
+        if key is None:
+            key = f"{file.app_state.cache_prefix}{kind}{file.name}"
+            if len(key) > _MAX_KEY_LENGTH:
+                digest = hashlib.sha256(file.name.encode("utf-8")).hexdigest()
+                key = f"{file.app_state.cache_prefix}{kind}#{digest}"
+            keys[kind] = key
         return key
 
     def _call(self, file: ImageCacheFile, op: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
@@ -183,6 +187,7 @@ class CachedFileBackend:
     def forget(self, file: ImageCacheFile) -> None:
         """Drop what is known of ``file`` (after deleting it, for instance)."""
         self._call(file, "delete", self.get_key(file))
+        file.app_state.file_memo.clear()
 
     def exists(self, file: ImageCacheFile) -> bool:
         """Tell whether ``file`` exists, asking the storage only if the state is unknown."""
@@ -239,6 +244,7 @@ class CachedFileBackend:
             raise
         else:
             self.set_state(file, CacheFileState.EXISTS, size)
+            file.app_state.file_memo.clear()
             return True
         finally:
             self._release(file, token)
@@ -276,6 +282,7 @@ def _unreachable_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_size(raw: str) -> tuple[int, int] | None:
     if raw.startswith("E:"):
         width, _, height = raw[2:].partition("x")

@@ -18,6 +18,7 @@ import os
 import re
 import typing as t
 
+from ..config import current_state_or_none
 from ..utils import format_to_extension, suggest_extension
 
 __all__ = ["hash", "source_name_as_path", "source_name_dot_hash"]
@@ -33,8 +34,6 @@ _DEVICE_NAMES = frozenset(
 
 
 def _cachefile_dir() -> str:
-    from ..extension import current_state_or_none
-
     state = current_state_or_none()
     return state.cachefile_dir if state is not None else "CACHE/images"
 

@@ -13,6 +13,7 @@ import typing as t
 
 from PIL import Image
 
+from ..config import current_state, current_state_or_none
 from ..exceptions import GenerationError, ImageKitError, MissingSource
 from ..imaging import DEFAULT_ALLOWED_FORMATS, _load, decode_many, open_image, save_image
 from ..sources import SourceFile, as_source
@@ -50,8 +51,6 @@ class BaseImageSpec:
         """The cache file name from the spec's namer (None without a source)."""
         if not self.source:
             return None
-        from ..extension import current_state
-
         state = current_state()
         namer = type(self).cachefile_namer
         if namer is None:
@@ -228,8 +227,6 @@ def _web_format(source_format: str | None) -> str:
 
 
 def _limits() -> tuple[tuple[str, ...], int | None]:
-    from ..extension import current_state_or_none
-
     state = current_state_or_none()
     if state is None:
         return DEFAULT_ALLOWED_FORMATS, _DEFAULT_MAX_PIXELS

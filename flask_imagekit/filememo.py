@@ -1,0 +1,102 @@
+"""Remembered cache files, so a page renders an image it has rendered before cheaply.
+
+The name, URL and size of a cache file depend only on the generator id, its
+arguments and the app's settings when the spec's parameters are plain class
+attributes (not properties reading the source's row). For those, the cache file
+object is kept for ``ttl`` seconds and handed out again; it keeps its rendered
+``<img>`` tag, and the strategy still runs on every use (JustInTime checks the
+state, Optimistic nothing). Any generation in the process clears the memo.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import typing as t
+
+from .sources import SourceFile
+
+if t.TYPE_CHECKING:
+    from .cachefiles import ImageCacheFile
+    from .registry import Registry
+
+__all__ = ["FileMemo", "is_static_spec"]
+
+_PLAIN = (str, int, float, bool, type(None))
+_PARAM_FIELDS = ("processors", "format", "options", "autoconvert", "auto_orient")
+_static_classes: dict[type, bool] = {}
+
+
+def is_static_spec(cls: type) -> bool:
+    """Whether a generator class's output depends only on its constructor arguments."""
+    known = _static_classes.get(cls)
+    if known is None:
+        from .specs import BaseImageSpec, ImageSpec
+
+        known = issubclass(cls, ImageSpec) and not any(
+            isinstance(inspect.getattr_static(cls, name, None), property) for name in _PARAM_FIELDS
+        )
+        known = known and inspect.getattr_static(cls, "cachefile_name") is inspect.getattr_static(
+            BaseImageSpec, "cachefile_name"
+        )
+        _static_classes[cls] = known
+    return known
+
+
+def _plain(value: t.Any) -> t.Any:
+    """A hashable stand-in for an argument, or raise TypeError."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, SourceFile) and value._file is None and value._path is None:
+        return ("source", value.name)
+    if isinstance(value, tuple | list) and all(isinstance(item, _PLAIN) for item in value):
+        return tuple(value)
+    raise TypeError
+
+
+class FileMemo:
+    """Cache file objects by (generator id, arguments, HTML attributes)."""
+
+    def __init__(self, ttl: float = 60.0, max_entries: int = 20_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[tuple[t.Any, ...], tuple[ImageCacheFile, float]] = {}
+
+    def key(
+        self,
+        registry: Registry,
+        generator_id: str,
+        kwargs: t.Mapping[str, t.Any],
+        attrs: t.Mapping[str, t.Any] | None,
+    ) -> tuple[t.Any, ...] | None:
+        """The memo key of a request for a file, or None when it cannot be remembered."""
+        if not self.ttl:
+            return None
+        try:
+            arguments = tuple(sorted((name, _plain(value)) for name, value in kwargs.items()))
+            html = tuple((name, _plain(value)) for name, value in (attrs or {}).items())
+        except TypeError:
+            return None
+        return (generator_id, registry.total_version, arguments, html)
+
+    def get(self, key: tuple[t.Any, ...]) -> ImageCacheFile | None:
+        """The remembered file for ``key``, if still fresh."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return entry[0]
+
+    def put(self, key: tuple[t.Any, ...], file: ImageCacheFile) -> None:
+        """Remember ``file`` if its spec's output depends only on the key."""
+        if not is_static_spec(type(file.generator)):
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (file, time.monotonic() + self.ttl)
+
+    def clear(self) -> None:
+        """Forget everything (a file was generated or deleted)."""
+        self._entries.clear()
