@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: test demo bench lint typecheck clean test-browser
+.PHONY: test demo bench lint typecheck clean test-browser fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check flask_imagekit tests bench example_app
-	$(BIN)/ruff format --check flask_imagekit tests bench example_app
+	$(BIN)/ruff check flask_imagekit tests bench example_app fuzz
+	$(BIN)/ruff format --check flask_imagekit tests bench example_app fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict flask_imagekit
@@ -32,6 +32,11 @@ test-browser: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/fastpath.py
+
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]' || echo "atheris is not installable here: using the built-in engine"
+	$(BIN)/python fuzz/fuzz_pipeline.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -458,9 +458,10 @@ def target_table(targets: Sequence[Target]) -> str:
                 f"{sign} {target.limit:g}",
                 status,
                 target.margin,
+                target.note,
             ]
         )
-    return table(["target", "measured", "limit", "status", "margin"], rows, align="lrrll")
+    return table(["target", "measured", "limit", "status", "margin", "note"], rows, align="lrrlll")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[t.Any]], align: str = "") -> str:

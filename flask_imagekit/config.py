@@ -18,7 +18,7 @@ from werkzeug.utils import ImportStringError, import_string
 
 from .exceptions import ImproperlyConfigured
 from .filememo import FileMemo
-from .imaging import DEFAULT_ALLOWED_FORMATS
+from .imaging import DEFAULT_ALLOWED_FORMATS, DEFAULT_MAX_DECODE_BYTES
 from .statecache import StateCache
 from .storage import FileSystemStorage, Storage, clean_name
 
@@ -47,6 +47,7 @@ DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_CACHE_PREFIX": "imagekit:",
     "IMAGEKIT_CACHE_TIMEOUT": None,
     "IMAGEKIT_MAX_SOURCE_PIXELS": 50_000_000,
+    "IMAGEKIT_MAX_DECODE_BYTES": DEFAULT_MAX_DECODE_BYTES,
     "IMAGEKIT_ALLOWED_SOURCE_FORMATS": DEFAULT_ALLOWED_FORMATS,
     "IMAGEKIT_DELETE_ORPHANED_CACHEFILES": False,
     "IMAGEKIT_LOCAL_STATE_TIMEOUT": None,  # None: on (60 s) for caches outside the process
@@ -74,6 +75,7 @@ class AppState:
     cache_prefix: str
     cache_timeout: float | None
     max_source_pixels: int | None
+    max_decode_bytes: int | None
     allowed_source_formats: tuple[str, ...]
     delete_orphaned_cachefiles: bool = False
     local_state_timeout: float | None = None
@@ -247,6 +249,11 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0
     ):
         _fail("IMAGEKIT_MAX_SOURCE_PIXELS", max_pixels, "a positive integer")
+    max_bytes = config["IMAGEKIT_MAX_DECODE_BYTES"]
+    if max_bytes is not None and (
+        isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
+    ):
+        _fail("IMAGEKIT_MAX_DECODE_BYTES", max_bytes, "None or a positive number of bytes")
     for flag in ("IMAGEKIT_SERVE_MEDIA", "IMAGEKIT_DELETE_ORPHANED_CACHEFILES"):
         if not isinstance(config[flag], bool):
             _fail(flag, config[flag], "True or False")
@@ -293,6 +300,7 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         cache_prefix=prefix,
         cache_timeout=timeout,
         max_source_pixels=max_pixels,
+        max_decode_bytes=max_bytes,
         allowed_source_formats=_formats(
             "IMAGEKIT_ALLOWED_SOURCE_FORMATS", config["IMAGEKIT_ALLOWED_SOURCE_FORMATS"]
         ),

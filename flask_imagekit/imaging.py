@@ -21,6 +21,7 @@ from .processors.base import ResizePlan, plan_processors
 
 __all__ = [
     "DEFAULT_ALLOWED_FORMATS",
+    "DEFAULT_MAX_DECODE_BYTES",
     "DRAFT_MARGIN",
     "decode",
     "decode_many",
@@ -35,6 +36,9 @@ DEFAULT_ALLOWED_FORMATS: tuple[str, ...] = tuple(
     for fmt in ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF")
     if fmt != "AVIF" or features.check("avif")
 )
+
+#: Sources whose decoding is estimated to need more memory are refused.
+DEFAULT_MAX_DECODE_BYTES = 224 * 2**20
 
 #: The reduced-scale decode keeps at least this many source pixels per output
 #: pixel along each axis, so the final Lanczos pass still has detail to work with.
@@ -73,8 +77,8 @@ _REFUSED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"8BPS", "PSD"),
     (b"<svg", "SVG"),
     (b"<?xml", "XML/SVG"),
-    (b"\x00\x00\x01\x00", "ICO"),
-    (b"\x00\x00\x02\x00", "CUR"),
+    (b"\x00\x00\x01\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x02\x00\x01\x00", "CUR"),
 )
 
 
@@ -96,13 +100,17 @@ def open_image(
     *,
     formats: t.Iterable[str] | None = None,
     max_pixels: int | None = None,
+    max_bytes: int | None = DEFAULT_MAX_DECODE_BYTES,
     name: str | None = None,
 ) -> Image.Image:
     """Open an image for decoding, reading only its header.
 
     Only decoders in ``formats`` (default :data:`DEFAULT_ALLOWED_FORMATS`) are
-    tried, and images over ``max_pixels`` are refused before any pixel is
-    decoded. Raises :class:`SourceError` with a message saying what to do.
+    tried; images over ``max_pixels``, or whose decoding would take more than
+    ``max_bytes`` of memory (estimated from the header, see
+    :func:`decode_cost`; :data:`DEFAULT_MAX_DECODE_BYTES` unless given, None for
+    no limit), are refused before any pixel is decoded. Raises
+    :class:`SourceError` with a message saying what to do.
     """
     allowed = tuple(fmt.upper() for fmt in (formats or DEFAULT_ALLOWED_FORMATS))
     what = _describe(name)
@@ -150,7 +158,88 @@ def open_image(
             "the limit."
         )
         raise SourceError(msg)
+    if img.format in ("JPEG", "MPO") and img.info.get("progressive"):
+        _check_scans(fp, what)
+    if max_bytes is not None:
+        cost = decode_cost(img)
+        if cost > max_bytes:
+            msg = (
+                f"{what} ({width}x{height} {img.format} {img.mode}) needs about "
+                f"{cost // 2**20:,} MiB to decode, over the limit of {max_bytes // 2**20:,} MiB "
+                "(IMAGEKIT_MAX_DECODE_BYTES). Use a smaller image or raise the limit."
+            )
+            raise SourceError(msg)
     return img
+
+
+#: Progressive JPEGs with more scans than this are refused: every scan walks the
+#: whole image, and real encoders write 10 to about 40.
+MAX_JPEG_SCANS = 100
+
+# Peak memory of decoding a full image and its first resize, in bytes per pixel,
+# measured per format and mode (Pillow decodes WebP and AVIF whole, in copies).
+_FORMAT_COST = {"WEBP": 16.0, "AVIF": 9.0}
+_MODE_COST = {
+    "RGBA": 8.0,
+    "LA": 8.0,
+    "PA": 8.0,
+    "RGBa": 8.0,
+    "La": 8.0,
+    "P": 5.0,
+    "I;16": 2.0,
+    "I;16B": 2.0,
+    "I;16L": 2.0,
+    "I;16N": 2.0,
+    "L": 1.0,
+    "1": 1.0,
+}
+
+
+def decode_cost(img: Image.Image) -> int:
+    """Estimated peak memory, in bytes, of decoding ``img`` and resizing it once."""
+    width, height = img.size
+    pixels = width * height
+    fmt = img.format or ""
+    if fmt in ("JPEG", "MPO"):
+        # Baseline JPEGs decode at reduced scale when resized; count the full
+        # output anyway, as a processor may need it. Progressive ones also keep
+        # every DCT coefficient (2 bytes each) in memory, whatever the scale.
+        cost = pixels * len(img.getbands())
+        if img.info.get("progressive"):
+            cost += _jpeg_coefficient_bytes(img)
+        return cost
+    per_pixel = _FORMAT_COST.get(fmt) or _MODE_COST.get(img.mode, 4.0)
+    return int(pixels * per_pixel)
+
+
+def _jpeg_coefficient_bytes(img: Image.Image) -> int:
+    width, height = img.size
+    layers = getattr(img, "layer", None) or [("", 1, 1, 0)] * len(img.getbands())
+    h_max = max(layer[1] for layer in layers) or 1
+    v_max = max(layer[2] for layer in layers) or 1
+    total = 0
+    for _, h, v, _table in layers:
+        blocks_x = math.ceil(math.ceil(width * h / h_max) / 8)
+        blocks_y = math.ceil(math.ceil(height * v / v_max) / 8)
+        total += blocks_x * blocks_y * 128
+    return total
+
+
+def _check_scans(fp: t.IO[bytes], what: str) -> None:
+    """Refuse progressive JPEGs with so many scans that decoding takes too long."""
+    position = fp.tell()
+    try:
+        fp.seek(0)
+        # Entropy-coded data escapes 0xFF as 0xFF00, so this counts real SOS markers.
+        scans = fp.read().count(b"\xff\xda")
+    finally:
+        fp.seek(position)
+    if scans > MAX_JPEG_SCANS:
+        msg = (
+            f"{what} is a progressive JPEG of {scans} scans (at most {MAX_JPEG_SCANS} are "
+            "decoded). Save it again as a baseline or ordinary progressive JPEG."
+        )
+        raise SourceError(msg)
 
 
 def _refused_kind(head: bytes) -> str | None:

@@ -140,7 +140,7 @@ def run_one(env: t.Any, data: bytes, how: tuple[str, str, str] | None = None) ->
 def signature(outcome: t.Any) -> str:
     """What kind of outcome this was, for novelty: kind, error type, message shape."""
     if outcome.error is None:
-        return outcome.kind
+        return str(outcome.kind)
     message = "".join("#" if ch.isdigit() else ch for ch in str(outcome.error)[:80])
     cause = outcome.error.__cause__
     return f"{outcome.kind}:{type(outcome.error).__name__}:{type(cause).__name__}:{message}"
@@ -210,14 +210,28 @@ def _limit_address_space() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
-def _prepare_worker(quiet: bool) -> None:
+def _prepare_worker(stderr_path: Path | None) -> None:
     warnings.simplefilter("error")  # as under pytest: Pillow's warnings become errors
-    # libtiff and friends print to stderr; keep the fuzzer's output readable.
-    if os.environ.get("IMAGEKIT_FUZZ_QUIET_STDERR", "1") == "1" and quiet:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
+    faulthandler.enable()  # a native crash prints its Python stack
+    if stderr_path is not None:
+        # libtiff and friends print to stderr: keep it in a file, shown if the worker dies.
+        fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
     _limit_address_space()
+
+
+def _why_it_died(stderr_path: Path) -> str:
+    """The end of a dead worker's stderr, from its last traceback or fatal error."""
+    if not stderr_path.exists():
+        return ""
+    lines = stderr_path.read_text("utf-8", errors="replace").splitlines()
+    starts = [
+        i
+        for i, line in enumerate(lines)
+        if line.startswith(("Traceback", "Fatal Python error", "Timeout ("))
+    ]
+    return "\n".join(lines[starts[-1] :] if starts else lines[-5:])
 
 
 def mutation_worker(
@@ -227,8 +241,13 @@ def mutation_worker(
     current: Path | None,
     stats_path: Path | None,
     max_inputs: int | None = None,
+    hang_guard: bool = True,
 ) -> Stats:
-    """The built-in engine: mutate seeds, keep inputs with new outcomes as seeds."""
+    """The built-in engine: mutate seeds, keep inputs with new outcomes as seeds.
+
+    With ``hang_guard``, the process exits (and the supervisor saves ``current``)
+    when one input takes more than :data:`HANG_SECONDS`.
+    """
     from fuzz.mutate import mutate
     from fuzz.pipeline import Env
 
@@ -241,11 +260,13 @@ def mutation_worker(
             data = mutate(rng.choice(pool), rng, pool)
             if current is not None:
                 current.write_bytes(data)
-            faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+            if hang_guard:
+                faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
             try:
                 outcome = run_one(env, data)
             finally:
-                faulthandler.cancel_dump_traceback_later()
+                if hang_guard:
+                    faulthandler.cancel_dump_traceback_later()
             key = signature(outcome)
             if key not in stats.signatures:
                 stats.signatures.add(key)
@@ -330,6 +351,7 @@ def supervise(args: argparse.Namespace) -> int:
     kinds: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="imagekit-fuzz-run-") as tmp:
         current, stats_path = Path(tmp) / "current", Path(tmp) / "stats.json"
+        stderr_path = Path(tmp) / "stderr.log"
         while (remaining := deadline - time.monotonic()) > 0.5:
             cmd = [
                 sys.executable,
@@ -347,6 +369,8 @@ def supervise(args: argparse.Namespace) -> int:
                 str(current),
                 "--stats",
                 str(stats_path),
+                "--stderr",
+                str(stderr_path),
             ]
             stats_path.unlink(missing_ok=True)
             current.unlink(missing_ok=True)
@@ -362,8 +386,8 @@ def supervise(args: argparse.Namespace) -> int:
                 returncode, output = proc.returncode, proc.stdout or ""
             except subprocess.TimeoutExpired as exc:
                 returncode = -9
-                output = exc.stdout or ""
-                output = output.decode() if isinstance(output, bytes) else output
+                raw = exc.stdout or b""
+                output = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
             stats = json.loads(stats_path.read_text("utf-8")) if stats_path.exists() else {}
             total_inputs += stats.get("inputs", 0)
             for kind, count in stats.get("kinds", {}).items():
@@ -379,6 +403,7 @@ def supervise(args: argparse.Namespace) -> int:
                 else:
                     written = [ln for ln in output.splitlines() if "Test unit written to" in ln]
                     saved = written[-1].rsplit(" ", 1)[-1] if written else "?"
+                why = _why_it_died(stderr_path)
                 escapes.append(
                     {
                         "problems": [f"worker died (exit status {returncode})"],
@@ -386,7 +411,9 @@ def supervise(args: argparse.Namespace) -> int:
                         "known": None,
                     }
                 )
-                print(f"ESCAPE worker died with status {returncode} -> {saved}", flush=True)
+                print(f"ESCAPE NEW worker died with status {returncode} -> {saved}", flush=True)
+                if why:
+                    print(why, flush=True)
             restarts += 1
             if returncode == 0:
                 break
@@ -457,6 +484,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--current", help=argparse.SUPPRESS)
     parser.add_argument("--stats", help=argparse.SUPPRESS)
+    parser.add_argument("--stderr", help=argparse.SUPPRESS)
     parser.add_argument("--max-inputs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.replay:
@@ -465,7 +493,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         return supervise(args)
     current = Path(args.current) if args.current else None
     stats_path = Path(args.stats) if args.stats else None
-    _prepare_worker(quiet=args.engine == "mutate")
+    quiet = args.engine == "mutate" and os.environ.get("IMAGEKIT_FUZZ_QUIET_STDERR", "1") == "1"
+    _prepare_worker(Path(args.stderr) if quiet and args.stderr else None)
     if args.engine == "atheris":
         atheris_worker(args.seconds, args.seed, Path(args.save_dir), current, stats_path)
         return 0

@@ -335,7 +335,7 @@ def multi_frame(fmt: str, **options: t.Any) -> bytes:
 
 
 def srgb_icc() -> bytes:
-    return t.cast(bytes, ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 def cmyk_jpeg(icc: bytes | None) -> bytes:

@@ -27,7 +27,7 @@ Mutator = t.Callable[[bytes, random.Random, t.Sequence[bytes]], bytes]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _position(data: bytes, rng: random.Random) -> int:
+def _position(data: bytes | bytearray, rng: random.Random) -> int:
     """A position, biased towards the first bytes, where headers are."""
     if rng.random() < 0.5:
         return rng.randrange(min(len(data), 64))
@@ -35,6 +35,8 @@ def _position(data: bytes, rng: random.Random) -> int:
 
 
 def bit_flip(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> bytes:
+    if not data:
+        return data
     out = bytearray(data)
     for _ in range(rng.choice((1, 1, 2, 4, 8))):
         out[_position(out, rng)] ^= 1 << rng.randrange(8)
@@ -42,12 +44,16 @@ def bit_flip(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> bytes
 
 
 def random_byte(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> bytes:
+    if not data:
+        return data
     out = bytearray(data)
     out[_position(out, rng)] = rng.randrange(256)
     return bytes(out)
 
 
 def interesting(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> bytes:
+    if not data:
+        return data
     out = bytearray(data)
     width = rng.choice((1, 2, 4))
     if len(out) < width:
@@ -64,6 +70,8 @@ def interesting(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> by
 
 
 def arithmetic(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> bytes:
+    if not data:
+        return data
     out = bytearray(data)
     if len(out) < 2:
         return data
@@ -75,11 +83,15 @@ def arithmetic(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> byt
 
 
 def truncate(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> bytes:
+    if not data:
+        return data
     return data[: rng.randrange(len(data))]
 
 
 def splice(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> bytes:
-    other = rng.choice(seeds) or data
+    other = (rng.choice(seeds) if seeds else b"") or data
+    if not other:
+        return data
     return data[: rng.randrange(len(data) + 1)] + other[rng.randrange(len(other)) :]
 
 
@@ -89,11 +101,15 @@ def _span(data: bytes, rng: random.Random) -> tuple[int, int]:
 
 
 def duplicate(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> bytes:
+    if not data:
+        return data
     start, end = _span(data, rng)
     return data[:end] + data[start:end] * rng.choice((1, 1, 2, 8, 64)) + data[end:]
 
 
 def delete(data: bytes, rng: random.Random, seeds: t.Sequence[bytes]) -> bytes:
+    if not data:
+        return data
     start, end = _span(data, rng)
     return data[:start] + data[end:]
 

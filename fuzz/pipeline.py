@@ -219,9 +219,8 @@ class Outcome:
         if isinstance(error, MemoryError):
             self.problems.append("memory blow-up: MemoryError")
         elif not isinstance(error, ImageKitError):
-            where = traceback.extract_tb(error.__traceback__)[-1:] or [None]
-            frame = where[0]
-            at = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+            frames = traceback.extract_tb(error.__traceback__)
+            at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
             self.problems.append(f"escape: {type(error).__name__}: {str(error)[:200]}{at}")
 
 
@@ -395,6 +394,9 @@ class Env:
                 outcome.problems.append(f"generate() returned but {final!r} is missing: {exc}")
             else:
                 outcome.problems += check_output(outcome.output, fmt, size)
+            extra = [f for f in files_under(self.media_root) if f not in before and f != final]
+            if extra:
+                outcome.problems.append(f"files other than {final!r} were written: {extra}")
         else:
             outcome.judge_error()
             if target.exists():

@@ -101,11 +101,12 @@ def test_known_escapes_are_kept_files_of_a_known_bug_class() -> None:
         assert entry["reason"].startswith("bug: ")
 
 
-@pytest.mark.parametrize("name", sorted(KNOWN))
-def test_known_escapes_are_triaged_to_their_bug(name: str) -> None:
-    data = (CORPUS_DIR / name).read_bytes()
-    outcome = pipeline.Outcome(problems=["memory blow-up: peak grew by 999 MB > 256 MB"])
-    assert pipeline.triage(data, outcome) == KNOWN[name]["bug"]
+def test_known_escapes_are_triaged_to_their_bug() -> None:
+    # Empty once every kept escape is fixed; the check stays for new ones.
+    for name in sorted(KNOWN):
+        data = (CORPUS_DIR / name).read_bytes()
+        outcome = pipeline.Outcome(problems=["memory blow-up: peak grew by 999 MB > 256 MB"])
+        assert pipeline.triage(data, outcome) == KNOWN[name]["bug"]
 
 
 def test_triage_leaves_other_problems_new() -> None:
@@ -140,7 +141,13 @@ def test_short_fuzz_run_finds_no_new_escape(tmp_path: Path) -> None:
 def test_the_worker_runs_inputs_in_process(tmp_path: Path) -> None:
     # A bounded in-process run of the built-in engine: it must try inputs and judge them.
     stats = fuzz_pipeline.mutation_worker(
-        seconds=30, seed=3, save_dir=tmp_path, current=None, stats_path=None, max_inputs=40
+        seconds=30,
+        seed=3,
+        save_dir=tmp_path,
+        current=None,
+        stats_path=None,
+        max_inputs=40,
+        hang_guard=False,
     )
     assert stats.inputs == 40
     assert sum(stats.kinds.values()) == 40
@@ -158,6 +165,16 @@ def test_mutations_are_deterministic_and_bounded() -> None:
     assert all(len(data) <= mutate.MAX_INPUT for data in first)
     assert len(set(first)) > 150
     assert mutate.mutate(b"", random.Random(0))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 12])
+def test_mutations_of_tiny_inputs_never_fail(size: int) -> None:
+    rng = random.Random(size)
+    tiny = [b"\xff\xd8\xff\xda"[:size], mutate.PNG_SIGNATURE[:size], bytes(size)]
+    for i in range(3000):
+        data = tiny[i % 3]
+        for _ in range(3):
+            data = mutate.mutate(data, rng, tiny)
 
 
 def test_png_mutations_keep_valid_crcs() -> None:

@@ -15,7 +15,14 @@ from PIL import Image
 
 from ..config import current_state, current_state_or_none
 from ..exceptions import GenerationError, ImageKitError, MissingSource
-from ..imaging import DEFAULT_ALLOWED_FORMATS, _load, decode_many, open_image, save_image
+from ..imaging import (
+    DEFAULT_ALLOWED_FORMATS,
+    DEFAULT_MAX_DECODE_BYTES,
+    _load,
+    decode_many,
+    open_image,
+    save_image,
+)
 from ..sources import SourceFile, as_source
 from .hashing import canonical, digest
 
@@ -198,10 +205,12 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
     if not source:
         msg = f"{type(specs[0]).__name__} has no source image. Pass source=... to the spec."
         raise MissingSource(msg)
-    formats, max_pixels = _limits()
+    formats, max_pixels, max_bytes = _limits()
     processor_lists = [list(spec.processors or ()) for spec in specs]
     with source.open() as fp:
-        img = open_image(fp, formats=formats, max_pixels=max_pixels, name=source.name)
+        img = open_image(
+            fp, formats=formats, max_pixels=max_pixels, max_bytes=max_bytes, name=source.name
+        )
         original_format = img.format
         # auto_orient is per spec; the specs of one source almost always agree.
         groups: dict[bool, list[int]] = {}
@@ -226,8 +235,8 @@ def _web_format(source_format: str | None) -> str:
     return source_format
 
 
-def _limits() -> tuple[tuple[str, ...], int | None]:
+def _limits() -> tuple[tuple[str, ...], int | None, int | None]:
     state = current_state_or_none()
     if state is None:
-        return DEFAULT_ALLOWED_FORMATS, _DEFAULT_MAX_PIXELS
-    return state.allowed_source_formats, state.max_source_pixels
+        return DEFAULT_ALLOWED_FORMATS, _DEFAULT_MAX_PIXELS, DEFAULT_MAX_DECODE_BYTES
+    return state.allowed_source_formats, state.max_source_pixels, state.max_decode_bytes
