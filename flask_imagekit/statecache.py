@@ -82,6 +82,8 @@ class StateCache:
         self._redis = _is_redis(cache)
         self._release_script: t.Any = None
         self._lock = threading.Lock()
+        #: Until this time (monotonic), the cache is known to be unreachable.
+        self.unreachable_until = 0.0
 
     def __repr__(self) -> str:
         return f"StateCache({self.cache!r}, local_timeout={self.local_timeout})"

@@ -40,6 +40,8 @@ __all__ = ["RQ", "CacheFileState", "CachedFileBackend", "Celery", "Simple"]
 logger = logging.getLogger(__name__)
 
 _MAX_KEY_LENGTH = 200
+# Seconds a state cache that failed is left alone before it is tried again.
+_RETRY_UNREACHABLE_AFTER = 5
 
 
 class CacheFileState(str, enum.Enum):
@@ -135,14 +137,19 @@ class CachedFileBackend:
     def _call(self, file: ImageCacheFile, op: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
         """Run a cache operation; an unreachable cache counts as a miss, with a warning."""
         cache = self._state_cache(file)
+        if cache.unreachable_until > time.monotonic():
+            return _CACHE_FAILED  # known to be down: do not wait on it for every image
         try:
             return getattr(cache, op)(*args, **kwargs)
         except _unreachable_errors() as exc:
+            cache.unreachable_until = time.monotonic() + _RETRY_UNREACHABLE_AFTER
             logger.warning(
-                "flask_imagekit: the state cache %r failed on %s (%s); going on without it.",
+                "flask_imagekit: the state cache %r failed on %s (%s); going on without it "
+                "for %d seconds (files are generated inline, existence asked of the storage).",
                 cache,
                 op,
                 exc,
+                _RETRY_UNREACHABLE_AFTER,
             )
             return _CACHE_FAILED
 
