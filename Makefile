@@ -29,9 +29,10 @@ demo: $(STAMP)
 test-browser: $(STAMP)
 	$(BIN)/pytest -m browser tests/browser
 
+BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/fastpath.py
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 300
 fuzz: $(STAMP)

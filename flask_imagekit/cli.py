@@ -104,14 +104,7 @@ def generate_source(
         except Exception as exc:
             outcome.failures.append((generator_id, _reason(exc)))
     if enqueue:
-        for generator_id, file in files:
-            try:
-                if _enqueue(file, force):
-                    outcome.generated += 1
-                else:
-                    outcome.existed += 1
-            except Exception as exc:
-                outcome.failures.append((generator_id, _reason(exc)))
+        _tally(outcome, files, lambda file: _enqueue(file, force))
         return outcome
     specs = [file.generator for _, file in files if isinstance(file.generator, ImageSpec)]
     if len(specs) > 1:
@@ -120,15 +113,24 @@ def generate_source(
         except Exception as exc:
             outcome.failures.extend((generator_id, _reason(exc)) for generator_id, _ in files)
             return outcome
+    _tally(outcome, files, lambda file: file.cachefile_backend.generate_now(file, force=force))
+    return outcome
+
+
+def _tally(
+    outcome: Outcome,
+    files: list[tuple[str, ImageCacheFile]],
+    action: t.Callable[[ImageCacheFile], bool],
+) -> None:
+    """Run ``action`` on each file: True counts as done, False as already there."""
     for generator_id, file in files:
         try:
-            if file.cachefile_backend.generate_now(file, force=force):
+            if action(file):
                 outcome.generated += 1
             else:
                 outcome.existed += 1
         except Exception as exc:
             outcome.failures.append((generator_id, _reason(exc)))
-    return outcome
 
 
 def _enqueue(file: ImageCacheFile, force: bool) -> bool:
@@ -213,6 +215,13 @@ def _count(registry: Registry, ids: list[str]) -> int | None:
 _worker_app: Flask | None = None
 
 
+def _worker_init() -> None:
+    # The processes already use every core: no resize threads on top.
+    from .imaging import set_resize_threads
+
+    set_resize_threads(1)
+
+
 def _worker_generate(ids: tuple[str, ...], source: SourceFile, force: bool) -> Outcome:
     assert _worker_app is not None
     with _worker_app.app_context():
@@ -226,7 +235,9 @@ def _parallel(
     global _worker_app
     _worker_app = current_app._get_current_object()  # type: ignore[attr-defined]
     context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_worker_init
+    ) as pool:
         pending: set[concurrent.futures.Future[Outcome]] = set()
         for ids, source in items:
             if isinstance(source, Outcome):

@@ -23,6 +23,7 @@ if t.TYPE_CHECKING:
 __all__ = ["FileMemo", "is_static_spec"]
 
 _PLAIN = (str, int, float, bool, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)
 _PARAM_FIELDS = ("processors", "format", "options", "autoconvert", "auto_orient")
 _static_classes: dict[type, bool] = {}
 
@@ -45,6 +46,8 @@ def is_static_spec(cls: type) -> bool:
 
 def _plain(value: t.Any) -> t.Any:
     """A hashable stand-in for an argument, or raise TypeError."""
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, _PLAIN):
         return value
     if isinstance(value, SourceFile) and value._file is None and value._path is None:
@@ -72,9 +75,10 @@ class FileMemo:
         """The memo key of a request for a file, or None when it cannot be remembered."""
         if not self.ttl:
             return None
+        # Keyword order is part of the key: another order is a miss, never a wrong hit.
         try:
-            arguments = tuple(sorted((name, _plain(value)) for name, value in kwargs.items()))
-            html = tuple((name, _plain(value)) for name, value in (attrs or {}).items())
+            arguments = tuple([(name, _plain(value)) for name, value in kwargs.items()])
+            html = tuple([(name, _plain(value)) for name, value in attrs.items()]) if attrs else ()
         except TypeError:
             return None
         return (generator_id, registry.total_version, arguments, html)

@@ -10,8 +10,11 @@ the ICC profile kept, EXIF/XMP/comments dropped.
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import math
+import os
+import threading
 import typing as t
 
 from PIL import Image, ImageCms, UnidentifiedImageError, features
@@ -28,7 +31,9 @@ __all__ = [
     "exif_orientation",
     "open_image",
     "prepare_image",
+    "resize",
     "save_image",
+    "set_resize_threads",
 ]
 
 DEFAULT_ALLOWED_FORMATS: tuple[str, ...] = tuple(
@@ -382,7 +387,7 @@ def decode_many(
         if out == img.size and box == (0, 0, *img.size):
             resized = img
         else:
-            resized = img.resize(out, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
+            resized = resize(img, out, box)
         results.append((_orient(resized, orientation), plan.after))
     if auto_orient:
         # Upright now: a Transpose() processor must not rotate the image again.
@@ -393,6 +398,67 @@ def decode_many(
 
 
 _ORIENTATION_INFO_KEYS = ("exif", "xmp", "XML:com.adobe.xmp")
+
+# Large outputs are resized in horizontal bands on several threads (Pillow lets
+# go of the GIL while it resamples). Worker processes of `generate --jobs` use one.
+_BAND_MIN_PIXELS = 250_000
+_resize_threads = min(2, os.cpu_count() or 1)
+_resize_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_resize_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # Threads do not survive fork: a forked child (worker, server) makes its own pool.
+    global _resize_pool, _resize_pool_lock
+    _resize_pool = None
+    _resize_pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def set_resize_threads(threads: int) -> None:
+    """Use up to ``threads`` threads for one large resize (1: no threads)."""
+    global _resize_threads
+    _resize_threads = max(1, threads)
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _resize_pool
+    with _resize_pool_lock:
+        if _resize_pool is None:
+            _resize_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=_resize_threads, thread_name_prefix="imagekit-resize"
+            )
+        return _resize_pool
+
+
+def resize(
+    img: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]
+) -> Image.Image:
+    """Lanczos-resize the region ``box`` of ``img`` to ``size``, in bands when large."""
+    width, height = size
+    bands = _resize_threads
+    if bands < 2 or width * height < _BAND_MIN_PIXELS or height < 8 * bands:
+        return img.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
+    left, top, right, bottom = box
+    step = (bottom - top) / height
+    edges = [round(height * index / bands) for index in range(bands + 1)]
+    futures = [
+        _pool().submit(
+            img.resize,
+            (width, y1 - y0),
+            Image.Resampling.LANCZOS,
+            (left, top + y0 * step, right, top + y1 * step),
+            REDUCING_GAP,
+        )
+        for y0, y1 in zip(edges, edges[1:], strict=False)
+    ]
+    result = Image.new(img.mode, size)
+    for y0, future in zip(edges, futures, strict=False):
+        result.paste(future.result(), (0, y0))
+    result.info = dict(img.info)
+    return result
 
 
 def _plan(processors: t.Sequence[t.Any], size: tuple[int, int]) -> ResizePlan | None:

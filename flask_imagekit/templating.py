@@ -94,11 +94,15 @@ def thumbnail(
     if not isinstance(dimensions, str):
         msg = f"Invalid thumbnail dimensions {dimensions!r}: give a string such as '100x50'."
         raise ImproperlyConfigured(msg)
-    width, height = parse_dimensions(dimensions)
+    kwargs["source"] = source
+    kwargs["width"], kwargs["height"] = parse_dimensions(dimensions)
     # Like django-imagekit, pass only what the template gave.
-    given = {"anchor": anchor, "crop": crop, "upscale": upscale}
-    kwargs.update({key: value for key, value in given.items() if value is not None})
-    kwargs.update(source=source, width=width, height=height)
+    if anchor is not None:
+        kwargs["anchor"] = anchor
+    if crop is not None:
+        kwargs["crop"] = crop
+    if upscale is not None:
+        kwargs["upscale"] = upscale
     return file_for(generator_id or THUMBNAIL_GENERATOR_ID, kwargs, attrs)
 
 

@@ -262,11 +262,13 @@ class ImageCacheFile:
 
     def __html__(self) -> str:
         markup: str | None = self.__dict__.get("_markup")
+        if markup is not None:
+            # Rendered before (a remembered file): the strategy still has its say,
+            # and a state showing another size drops the markup.
+            self._require_existence()
+            markup = self.__dict__.get("_markup")
         if markup is None:
             markup = self.__dict__["_markup"] = str(self.img_tag(self.html_attrs))
-        else:
-            # Rendered before (a remembered file): the strategy still has its say.
-            self._require_existence()
         return markup
 
     def img_tag(self, attrs: t.Mapping[str, t.Any] | None = None) -> Markup:

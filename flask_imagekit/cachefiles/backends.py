@@ -159,9 +159,14 @@ class CachedFileBackend:
         """Return the state of ``file``; if unknown, ask the storage (and remember)."""
         raw = self._call(file, "get", self.get_key(file))
         if isinstance(raw, str) and raw.startswith("E"):
-            if file._size is None:
+            if raw != file.__dict__.get("_state_raw"):
                 # The same lookup tells the size: pages need no second one.
-                file._size = _parse_size(raw)
+                file.__dict__["_state_raw"] = raw
+                size = _parse_size(raw)
+                if size is not None:
+                    if file._size is not None and size != file._size:
+                        file.__dict__.pop("_markup", None)  # regenerated elsewhere
+                    file._size = size
             return CacheFileState.EXISTS
         if raw is None or raw == "D" or raw is _CACHE_FAILED:
             holder = self._call(file, "lock_holder", self.get_lock_key(file))
