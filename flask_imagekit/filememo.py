@@ -48,9 +48,16 @@ def _plain(value: t.Any) -> t.Any:
     """A hashable stand-in for an argument, or raise TypeError."""
     if type(value) in _PLAIN_TYPES:
         return value
-    if isinstance(value, _PLAIN):
+    if isinstance(value, str) and getattr(value, "_storage", None) is None:
+        return str(value)
+    if isinstance(value, _PLAIN) and not isinstance(value, str):
         return value
-    if isinstance(value, SourceFile) and value._file is None and value._path is None:
+    if (
+        isinstance(value, SourceFile)
+        and value._file is None
+        and value._path is None
+        and value.storage is None
+    ):
         return ("source", value.name)
     if isinstance(value, tuple | list) and all(isinstance(item, _PLAIN) for item in value):
         return tuple(value)

@@ -75,7 +75,7 @@ def job_payload(file: ImageCacheFile, *, force: bool = False) -> dict[str, t.Any
         payload["source"] = {
             "name": source.name,
             "path": source._path,
-            "instance": list(ref[:2]) + [list(ref[2])] if ref else None,
+            "instance": _encode_ref(ref),
             "attname": source.attname,
         }
     try:
@@ -96,8 +96,36 @@ def _source_from(data: dict[str, t.Any] | None) -> SourceFile | None:
     instance = data.get("instance")
     if instance:
         module, qualname, identity = instance
-        source._instance_ref = (module, qualname, tuple(identity))
+        source._instance_ref = (module, qualname, tuple(_decode_key(v) for v in identity))
     return source
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _encode_ref(ref: tuple[str, str, tuple[t.Any, ...]] | None) -> list[t.Any] | None:
+    """A model row reference as JSON: primary keys of plain types, or UUIDs, travel.
+
+    Other keys (dates, composite objects) do not: the job then carries no row,
+    which only specs reading their row (dynamic specs) need.
+    """
+    if ref is None:
+        return None
+    identity: list[t.Any] = []
+    for value in ref[2]:
+        if isinstance(value, _JSON_SCALARS):
+            identity.append(value)
+        elif isinstance(value, uuid.UUID):
+            identity.append({"uuid": str(value)})
+        else:
+            return None
+    return [ref[0], ref[1], identity]
+
+
+def _decode_key(value: t.Any) -> t.Any:
+    if isinstance(value, dict) and set(value) == {"uuid"}:
+        return uuid.UUID(value["uuid"])
+    return value
 
 
 def run_job(payload: dict[str, t.Any]) -> str:
@@ -125,6 +153,9 @@ def run_job(payload: dict[str, t.Any]) -> str:
     except MissingSource as exc:
         logger.error("flask_imagekit: job for %r skipped: %s", payload.get("name"), exc)
         _release(file, payload)
+        if file is not None:
+            # Page views must not enqueue it again at once.
+            file.cachefile_backend.remember_missing_source(file)
         return "missing"
     except ImageKitError:
         logger.exception("flask_imagekit: job for %r failed", payload.get("name"))

@@ -121,7 +121,8 @@ class ImageSpecField:
         spec_class = self.spec_class
         if spec_class is not None:
             self.spec_id = f"{_spec_id_prefix(owner)}:{owner.__name__}:{name}".lower()
-            spec_class.__qualname__ = f"{owner.__qualname__}.{name}"
+            # Resolvable by pickle: Model.attr is this field, .spec_class the class.
+            spec_class.__qualname__ = f"{owner.__qualname__}.{name}.spec_class"
             spec_class.__module__ = owner.__module__
             # Redefining the model (tests, factories, reloads) replaces the old spec.
             default_registry.register_generator(self.spec_id, spec_class, replace=True)
@@ -146,7 +147,16 @@ class ImageSpecField:
             return self
         value = getattr(instance, self.source)
         name = _name_of(value)
-        source = SourceFile(name, instance=instance, attname=self.source) if name else None
+        source = (
+            SourceFile(
+                name,
+                instance=instance,
+                attname=self.source,
+                storage=getattr(value, "_storage", None),
+            )
+            if name
+            else None
+        )
         state = current_state_or_none()
         registry = state.registry if state is not None else default_registry
         assert self.spec_id is not None

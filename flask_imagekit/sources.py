@@ -210,6 +210,8 @@ def as_source(value: t.Any, *, storage: Storage | None = None) -> SourceFile | N
     if value is None or isinstance(value, SourceFile):
         return value
     if isinstance(value, str):
+        # A stored upload (models.StoredImage) knows the storage it lives in.
+        storage = storage or getattr(value, "_storage", None)
         return SourceFile(value, storage=storage) if value else None
     if isinstance(value, os.PathLike):
         path = os.fspath(value)

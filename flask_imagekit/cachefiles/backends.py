@@ -40,6 +40,9 @@ __all__ = ["RQ", "CacheFileState", "CachedFileBackend", "Celery", "Simple"]
 logger = logging.getLogger(__name__)
 
 _MAX_KEY_LENGTH = 200
+# State values: "E[:WxH]" exists, "D" does not exist, "M" its source is missing.
+_SOURCE_MISSING = "M"
+_MISSING = ("D", _SOURCE_MISSING)
 # Seconds a state cache that failed is left alone before it is tried again.
 _RETRY_UNREACHABLE_AFTER = 5
 
@@ -168,11 +171,11 @@ class CachedFileBackend:
                         file.__dict__.pop("_markup", None)  # regenerated elsewhere
                     file._size = size
             return CacheFileState.EXISTS
-        if raw is None or raw == "D" or raw is _CACHE_FAILED:
+        if raw is None or raw in _MISSING or raw is _CACHE_FAILED:
             holder = self._call(file, "lock_holder", self.get_lock_key(file))
             if holder not in (None, _CACHE_FAILED):
                 return CacheFileState.GENERATING
-            if raw == "D" or not check_if_unknown:
+            if raw in _MISSING or not check_if_unknown:
                 return CacheFileState.DOES_NOT_EXIST
         exists = file.storage.exists(file.name)
         self.set_state(file, CacheFileState.EXISTS if exists else CacheFileState.DOES_NOT_EXIST)
@@ -195,6 +198,15 @@ class CachedFileBackend:
         else:
             msg = "GENERATING is set by taking the lock, not with set_state()."
             raise ValueError(msg)
+
+    def remember_missing_source(self, file: ImageCacheFile) -> None:
+        """Record that ``file``'s source is gone, so it is not scheduled again at once."""
+        timeout = max(self.missing_timeout, self.lock_timeout)
+        self._call(file, "set", self.get_key(file), _SOURCE_MISSING, timeout=timeout)
+
+    def source_missing(self, file: ImageCacheFile) -> bool:
+        """Whether a worker found ``file``'s source gone a short while ago."""
+        return bool(self._call(file, "get", self.get_key(file)) == _SOURCE_MISSING)
 
     def forget(self, file: ImageCacheFile) -> None:
         """Drop what is known of ``file`` (after deleting it, for instance)."""
@@ -332,8 +344,11 @@ class AsyncBackend(CachedFileBackend):
 
     def generate(self, file: ImageCacheFile, force: bool = False) -> None:
         """Schedule the generation of ``file`` unless it exists or is under way."""
-        if not force and self.get_state(file) is not CacheFileState.DOES_NOT_EXIST:
-            return
+        if not force:
+            if self.get_state(file) is not CacheFileState.DOES_NOT_EXIST:
+                return
+            if self.source_missing(file):
+                return  # a worker just found the source gone: no new job per page view
         self.enqueue(file, force=force)
 
     def enqueue(self, file: ImageCacheFile, force: bool = False) -> bool:

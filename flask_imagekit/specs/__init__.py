@@ -13,6 +13,7 @@ import typing as t
 
 from PIL import Image
 
+from ..cachefiles import namers
 from ..config import current_state, current_state_or_none
 from ..exceptions import GenerationError, ImageKitError, MissingSource
 from ..imaging import (
@@ -32,6 +33,7 @@ _DEFAULT_MAX_PIXELS = 50_000_000
 _PARAMS_MEMO_SIZE = 4096
 _MEMO_SIZE = 100_000
 _names_memo: dict[tuple[t.Any, ...], str] = {}
+_BUILTIN_NAMERS = frozenset((namers.hash, namers.source_name_as_path, namers.source_name_dot_hash))
 _hash_memo: dict[tuple[str | None, str], str] = {}
 # Spec classes with static parameters: their canonical form, computed once.
 _params_memo: dict[tuple[t.Any, ...], str] = {}
@@ -67,7 +69,8 @@ class BaseImageSpec:
 
             namer = resolve("cachefile_namer", namer)
         get_hash = getattr(self, "get_hash", None)
-        if get_hash is None:
+        if get_hash is None or namer not in _BUILTIN_NAMERS:
+            # A user's namer may read anything (the row, the time): ask it each time.
             return t.cast(str, namer(self))
         # Namers are pure functions of these: remember their answers.
         format = getattr(self, "format", None)
