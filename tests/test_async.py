@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import typing as t
 from pathlib import Path
@@ -278,85 +277,6 @@ def children_of(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(entry.name))
     return found
-
-
-CONTENTION_CHILD = """
-import json, os, sys, threading
-sys.path.insert(0, {repo!r})
-from flask import Flask
-from flask_imagekit import ImageKit, ImageSpec
-from flask_imagekit.cachefiles import ImageCacheFile
-from flask_imagekit.processors import ResizeToFill
-
-log = {log!r}
-
-class Counted(ImageSpec):
-    processors = [ResizeToFill(50, 50)]
-    format = "JPEG"
-
-    def generate(self):
-        with open(log, "a") as fp:
-            fp.write(f"{{os.getpid()}}\\n")
-        return super().generate()
-
-app = Flask("child")
-app.config.update(
-    IMAGEKIT_MEDIA_ROOT={media!r},
-    IMAGEKIT_CACHE_BACKEND={{"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": {redis!r}}},
-)
-ImageKit(app)
-barrier = threading.Barrier({threads})
-seen = []
-
-def ask():
-    with app.app_context():
-        file = ImageCacheFile(Counted(source="pics/p0.jpg"))
-        barrier.wait()
-        seen.append((bool(file), os.path.getsize(file.path)))
-
-while not os.path.exists({go!r}):
-    pass
-threads = [threading.Thread(target=ask) for _ in range({threads})]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-print(json.dumps(seen))
-"""
-
-
-def test_two_processes_of_twenty_threads_generate_one_cold_file_once(
-    async_env: dict[str, str], tmp_path: Path
-) -> None:
-    log = tmp_path / "generations.log"
-    go = tmp_path / "go"
-    script = tmp_path / "child.py"
-    script.write_text(
-        CONTENTION_CHILD.format(
-            repo=str(REPO),
-            log=str(log),
-            media=async_env["IK_MEDIA"],
-            redis=async_env["IK_REDIS"],
-            threads=20,
-            go=str(go),
-        )
-    )
-    children = [
-        subprocess.Popen(
-            [sys.executable, str(script)], env=async_env, stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
-    threading.Timer(1.0, go.touch).start()
-    outputs = [child.communicate(timeout=60)[0] for child in children]
-    assert [child.returncode for child in children] == [0, 0]
-    seen = [entry for output in outputs for entry in json.loads(output)]
-    assert len(seen) == 40
-    sizes = {size for _, size in seen}
-    assert all(exists for exists, _ in seen)
-    assert len(sizes) == 1  # nobody saw a partial file
-    assert sizes.pop() > 0
-    assert len(log.read_text().splitlines()) == 1
 
 
 def test_redis_lock_is_taken_with_its_expiry_in_one_step(redis_url: str) -> None:

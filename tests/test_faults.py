@@ -114,15 +114,21 @@ print(json.dumps({{"results": results, "partial": partial}}))
 
 @pytest.mark.redis
 @pytest.mark.slow
-def test_two_processes_of_fifty_threads_one_generation_no_partial_reads(
-    redis_url: str, tmp_path: Path
+@pytest.mark.parametrize("threads", [20, 50])
+def test_two_processes_of_many_threads_one_generation_no_partial_reads(
+    redis_url: str, tmp_path: Path, threads: int
 ) -> None:
     media = tmp_path / "media"
     save_source(media, "pics/big.jpg", photo((3000, 2000)))
     log, go, script = tmp_path / "generations.log", tmp_path / "go", tmp_path / "child.py"
     script.write_text(
         READERS_CHILD.format(
-            repo=str(REPO), log=str(log), media=str(media), redis=redis_url, threads=50, go=str(go)
+            repo=str(REPO),
+            log=str(log),
+            media=str(media),
+            redis=redis_url,
+            threads=threads,
+            go=str(go),
         )
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
@@ -134,7 +140,7 @@ def test_two_processes_of_fifty_threads_one_generation_no_partial_reads(
     reports = [json.loads(child.communicate(timeout=120)[0]) for child in children]
     assert [child.returncode for child in children] == [0, 0]
     results = [tuple(entry) for report in reports for entry in report["results"]]
-    assert len(results) == 100
+    assert len(results) == 2 * threads
     assert all(exists and tuple(size) == (400, 300) for exists, size in results)
     assert [p for report in reports for p in report["partial"]] == []
     assert len(log.read_text().splitlines()) == 1
