@@ -53,6 +53,15 @@ _EXIF_MODEL = 0x0110
 # Corpus --------------------------------------------------------------------------------
 
 
+def _gradients(w: int, h: int) -> Image.Image:
+    """Three crossing gradients, one per channel: the base of the drawn photos."""
+    base = Image.linear_gradient("L").resize((w, h))
+    return Image.merge(
+        "RGB",
+        (base, base.transpose(Image.Transpose.ROTATE_90).resize((w, h)), ImageChops.invert(base)),
+    )
+
+
 def photo_like(size: tuple[int, int], seed: int = 0) -> Image.Image:
     """An RGB photo-like image: gradients, hard-edged shapes, thin lines and grain.
 
@@ -60,11 +69,7 @@ def photo_like(size: tuple[int, int], seed: int = 0) -> Image.Image:
     not compress much better than a real photograph.
     """
     w, h = size
-    base = Image.linear_gradient("L").resize((w, h))
-    img = Image.merge(
-        "RGB",
-        (base, base.transpose(Image.Transpose.ROTATE_90).resize((w, h)), ImageChops.invert(base)),
-    )
+    img = _gradients(w, h)
     draw = ImageDraw.Draw(img)
     for i in range(14):
         x, y = (seed * 97 + i * 631) % w, (seed * 53 + i * 389) % h
@@ -97,11 +102,7 @@ def smooth_photo_like(size: tuple[int, int], seed: int = 0) -> Image.Image:
     Low-entropy JPEGs decode faster, so the reduced-scale decode gains more on them.
     """
     w, h = size
-    base = Image.linear_gradient("L").resize((w, h))
-    img = Image.merge(
-        "RGB",
-        (base, base.transpose(Image.Transpose.ROTATE_90).resize((w, h)), ImageChops.invert(base)),
-    )
+    img = _gradients(w, h)
     draw = ImageDraw.Draw(img)
     for i in range(12):
         x, y = (seed * 97 + i * 631) % w, (seed * 53 + i * 389) % h
