@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing as t
 
 from flask import current_app
@@ -18,7 +19,7 @@ from werkzeug.utils import ImportStringError, import_string
 
 from .exceptions import ImproperlyConfigured
 from .filememo import FileMemo
-from .imaging import DEFAULT_ALLOWED_FORMATS, DEFAULT_MAX_DECODE_BYTES
+from .imaging import DEFAULT_ALLOWED_FORMATS, DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_OUTPUT_PIXELS
 from .statecache import StateCache
 from .storage import FileSystemStorage, Storage, clean_name
 
@@ -31,6 +32,7 @@ if t.TYPE_CHECKING:
 __all__ = ["DEFAULTS", "AppState", "current_state", "current_state_or_none", "load_state"]
 
 _STATE_KEY = "imagekit.state"
+_DIMENSIONS = re.compile(r"^(\d+x\d*|x\d+)$")
 
 DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_MEDIA_ROOT": None,  # <instance_path>/media
@@ -48,6 +50,8 @@ DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_CACHE_TIMEOUT": None,
     "IMAGEKIT_MAX_SOURCE_PIXELS": 50_000_000,
     "IMAGEKIT_MAX_DECODE_BYTES": DEFAULT_MAX_DECODE_BYTES,
+    "IMAGEKIT_MAX_OUTPUT_PIXELS": DEFAULT_MAX_OUTPUT_PIXELS,
+    "IMAGEKIT_THUMBNAIL_SIZES": None,  # None: any "WxH" string
     "IMAGEKIT_ALLOWED_SOURCE_FORMATS": DEFAULT_ALLOWED_FORMATS,
     "IMAGEKIT_DELETE_ORPHANED_CACHEFILES": False,
     "IMAGEKIT_LOCAL_STATE_TIMEOUT": None,  # None: on (60 s) for caches outside the process
@@ -77,6 +81,8 @@ class AppState:
     max_source_pixels: int | None
     max_decode_bytes: int | None
     allowed_source_formats: tuple[str, ...]
+    max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
+    thumbnail_sizes: frozenset[str] | None = None
     delete_orphaned_cachefiles: bool = False
     local_state_timeout: float | None = None
     db: t.Any = None
@@ -254,6 +260,12 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
     ):
         _fail("IMAGEKIT_MAX_DECODE_BYTES", max_bytes, "None or a positive number of bytes")
+    max_output = config["IMAGEKIT_MAX_OUTPUT_PIXELS"]
+    if max_output is not None and (
+        isinstance(max_output, bool) or not isinstance(max_output, int) or max_output <= 0
+    ):
+        _fail("IMAGEKIT_MAX_OUTPUT_PIXELS", max_output, "None or a positive number of pixels")
+    thumbnail_sizes = _thumbnail_sizes(config["IMAGEKIT_THUMBNAIL_SIZES"])
     for flag in ("IMAGEKIT_SERVE_MEDIA", "IMAGEKIT_DELETE_ORPHANED_CACHEFILES"):
         if not isinstance(config[flag], bool):
             _fail(flag, config[flag], "True or False")
@@ -301,6 +313,8 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         cache_timeout=timeout,
         max_source_pixels=max_pixels,
         max_decode_bytes=max_bytes,
+        max_output_pixels=max_output,
+        thumbnail_sizes=thumbnail_sizes,
         allowed_source_formats=_formats(
             "IMAGEKIT_ALLOWED_SOURCE_FORMATS", config["IMAGEKIT_ALLOWED_SOURCE_FORMATS"]
         ),
@@ -308,6 +322,19 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         local_state_timeout=_local_timeout(config["IMAGEKIT_LOCAL_STATE_TIMEOUT"]),
         _cache_source=cache_source,
     )
+
+
+def _thumbnail_sizes(value: t.Any) -> frozenset[str] | None:
+    key = "IMAGEKIT_THUMBNAIL_SIZES"
+    expected = 'None (any size) or a list of dimension strings such as ["100x100", "300x"]'
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, t.Iterable):
+        _fail(key, value, expected)
+    sizes = list(value)
+    if not all(isinstance(size, str) and _DIMENSIONS.match(size) for size in sizes):
+        _fail(key, value, expected)
+    return frozenset(sizes)
 
 
 def _local_timeout(value: t.Any) -> float | None:

@@ -44,6 +44,8 @@ DEFAULT_ALLOWED_FORMATS: tuple[str, ...] = tuple(
 
 #: Sources whose decoding is estimated to need more memory are refused.
 DEFAULT_MAX_DECODE_BYTES = 224 * 2**20
+# Outputs and intermediates above this many pixels are refused before allocating.
+DEFAULT_MAX_OUTPUT_PIXELS = 25_000_000
 
 #: The reduced-scale decode keeps at least this many source pixels per output
 #: pixel along each axis, so the final Lanczos pass still has detail to work with.

@@ -22,7 +22,7 @@ worked; Pillow's and flask_imagekit's Python code is instrumented) and
 ``mutate`` (built in: format-aware mutations of the seeds, guided by the
 novelty of outcomes). ``auto`` picks atheris when it is installed. The seeds are
 the generated hostile corpus (``fuzz/hostile.py``), Pillow's test images
-(``../shared/corpus/pillow``) and the regression inputs of ``tests/corpus/``.
+(``tests/corpus/pillow``) and the regression inputs of ``tests/corpus/``.
 
 The fuzzing runs in a worker process watched by this one: a worker that crashes
 or hangs is restarted, and the input it was on is saved. Escaping inputs are
@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-PILLOW_CORPUS = ROOT.parent / "shared" / "corpus" / "pillow"
+PILLOW_CORPUS = ROOT / "tests" / "corpus" / "pillow"
 REGRESSIONS = ROOT / "tests" / "corpus"
 KNOWN_ESCAPES = REGRESSIONS / "known_escapes.json"
 #: A worker stuck this long on one input is killed and the input saved as a hang.

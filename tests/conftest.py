@@ -15,7 +15,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 from flask_imagekit import ImageKit
 from flask_imagekit.registry import default_registry
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pillow"
+CORPUS = Path(__file__).resolve().parent / "corpus" / "pillow"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

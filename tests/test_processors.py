@@ -17,7 +17,7 @@ import flask_imagekit.processors as fk
 from flask_imagekit.exceptions import ImproperlyConfigured
 from flask_imagekit.processors import Anchor, ResizePlan, plan_processors
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pillow"
+CORPUS = Path(__file__).resolve().parent / "corpus" / "pillow"
 LANCZOS = Image.Resampling.LANCZOS
 ORIENTATION = 0x0112
 
