@@ -8,6 +8,7 @@ name), a werkzeug ``FileStorage``, or the value behind a model column.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import typing as t
@@ -17,7 +18,9 @@ from .exceptions import MissingSource, SourceError, StorageError
 if t.TYPE_CHECKING:
     from .storage import Storage
 
-__all__ = ["SourceFile", "as_source"]
+__all__ = ["SourceFile", "as_source", "storage_token"]
+
+_DIGEST_CHUNK = 1 << 20
 
 
 class SourceFile:
@@ -28,7 +31,16 @@ class SourceFile:
     :func:`flask_imagekit.utils.get_field_info`).
     """
 
-    __slots__ = ("_file", "_instance", "_instance_ref", "_path", "attname", "name", "storage")
+    __slots__ = (
+        "_digest",
+        "_file",
+        "_instance",
+        "_instance_ref",
+        "_path",
+        "attname",
+        "name",
+        "storage",
+    )
 
     def __init__(
         self,
@@ -47,6 +59,46 @@ class SourceFile:
         self._instance_ref: tuple[str, str, tuple[t.Any, ...]] | None = None
         self._file = file
         self._path = path
+        self._digest: str | None = None
+
+    @property
+    def is_stored(self) -> bool:
+        """Whether the source is a file in a storage, found again by its name alone."""
+        return bool(self.name) and self._file is None and self._path is None
+
+    def identity(self) -> str | tuple[str, ...] | None:
+        """What tells this source apart from every other image, for cache file names.
+
+        A stored file in the app's source storage is its name, as in django-imagekit,
+        so names stay stable; a stored file in another storage adds a token of that
+        storage; a source that is not stored (an open file, an upload) is a digest
+        of its bytes, so two uploads called ``me.png`` never share a cache file. A
+        path on disk is its path.
+        """
+        if self._file is not None:
+            return ("sha256", self.content_digest())
+        if self._path is not None or not self.name:
+            return self.name
+        storage = self.storage
+        if storage is None:
+            return self.name
+        from .config import current_state_or_none
+
+        state = current_state_or_none()
+        if state is not None and storage == state.source_storage:
+            return self.name
+        return (self.name, "storage", storage_token(storage))
+
+    def content_digest(self) -> str:
+        """The SHA-256 of the source's bytes (read once, then remembered)."""
+        digest = self._digest
+        if digest is None:
+            hasher = hashlib.sha256()
+            with self.open() as fp:
+                for chunk in iter(lambda: fp.read(_DIGEST_CHUNK), b""):
+                    hasher.update(chunk)
+            digest = self._digest = hasher.hexdigest()
+        return digest
 
     @property
     def instance(self) -> t.Any:
@@ -89,6 +141,7 @@ class SourceFile:
         self.attname = state["attname"]
         self._path = state["path"]
         self._file = None
+        self._digest = None
         self._instance = None
         self._instance_ref = state["instance_ref"]
 
@@ -156,6 +209,21 @@ class SourceFile:
             raise SourceError(str(exc)) from exc
         with fp:
             yield fp
+
+
+def storage_token(storage: object) -> str:
+    """A stable text that names ``storage`` across processes: its class and location."""
+    cls = type(storage)
+    parts = [f"{cls.__module__}.{cls.__qualname__}"]
+    fs = getattr(storage, "fs", None)
+    if fs is not None:
+        protocol = getattr(fs, "protocol", None)
+        parts.append(repr(tuple(protocol) if isinstance(protocol, list | tuple) else protocol))
+    for attribute in ("location", "root", "bucket", "base_url"):
+        value = getattr(storage, attribute, None)
+        if isinstance(value, str | os.PathLike):
+            parts.append(f"{attribute}={os.fspath(value)}")
+    return "|".join(parts)
 
 
 def _instance_ref(instance: object) -> tuple[str, str, tuple[t.Any, ...]] | None:

@@ -90,9 +90,22 @@ def thumbnail(
     upscale: bool | None = None,
     **kwargs: t.Any,
 ) -> ImageCacheFile:
-    """A thumbnail of ``source`` at ``dimensions`` (pilkit ``Thumbnail`` semantics)."""
+    """A thumbnail of ``source`` at ``dimensions`` (pilkit ``Thumbnail`` semantics).
+
+    ``format="WEBP"`` (or any format) picks the output format, as in
+    django-imagekit 6. With ``IMAGEKIT_THUMBNAIL_SIZES`` set, ``dimensions`` must
+    be one of its strings, so a view that passes a visitor's value cannot make a
+    new cache file per distinct size.
+    """
     if not isinstance(dimensions, str):
         msg = f"Invalid thumbnail dimensions {dimensions!r}: give a string such as '100x50'."
+        raise ImproperlyConfigured(msg)
+    allowed = current_state().thumbnail_sizes
+    if allowed is not None and dimensions.strip() not in allowed:
+        msg = (
+            f"thumbnail({dimensions!r}) is not in IMAGEKIT_THUMBNAIL_SIZES "
+            f"({sorted(allowed)}); use one of those sizes or add this one to the setting."
+        )
         raise ImproperlyConfigured(msg)
     kwargs["source"] = source
     kwargs["width"], kwargs["height"] = parse_dimensions(dimensions)

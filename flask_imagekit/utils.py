@@ -16,12 +16,15 @@ from .exceptions import ImageKitError, UnknownExtension, UnknownFormat
 from .imaging import open_image, prepare_image, save_image
 
 __all__ = [
+    "WEB_FORMATS",
     "UnknownExtension",
     "UnknownFormat",
     "extension_to_format",
+    "format_for_name",
     "format_to_extension",
     "get_field_info",
     "open_image",
+    "output_extension",
     "prepare_image",
     "save_image",
     "suggest_extension",
@@ -89,6 +92,55 @@ def suggest_extension(name: str, format: str | None) -> str:
         return suggested
     assert format is not None
     return original if format.lower() == original_format.lower() else suggested
+
+
+#: Formats a format-less spec keeps when the source name says so; anything else is PNG.
+WEB_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "AVIF"})
+
+
+def format_for_name(name: str | None, sniffed: str | None = None) -> str:
+    """The output format of a spec without ``format`` for a source called ``name``.
+
+    The name's extension decides when it names a web format (JPEG, PNG, GIF, WebP,
+    AVIF); any other name gives PNG, so an uploaded ``x.html`` can never become an
+    ``.html`` cache file. A source without a name uses its ``sniffed`` format by
+    the same rule.
+    """
+    ext = os.path.splitext(name)[1] if name else ""
+    if ext:
+        try:
+            fmt = extension_to_format(ext)
+        except UnknownExtension:
+            return "PNG"
+        return fmt if fmt in WEB_FORMATS else "PNG"
+    if name:
+        return "PNG"
+    if sniffed == "MPO":
+        return "JPEG"
+    return sniffed if sniffed in WEB_FORMATS else "PNG"
+
+
+def output_extension(source_name: str | None, format: str | None) -> str:
+    """The extension of a file that holds ``format`` and derives from ``source_name``.
+
+    Follows the output format only: the source name's own extension is kept when
+    it denotes the same format (``.jpeg`` stays ``.jpeg`` for JPEG), otherwise the
+    format's usual extension is used. A format Pillow does not know gives no
+    extension, never the source's.
+    """
+    try:
+        suggested = format_to_extension(format)
+    except UnknownFormat:
+        return ""
+    original = os.path.splitext(source_name or "")[1]
+    if original and original.lower() != suggested.lower():
+        try:
+            original_format = extension_to_format(original)
+        except UnknownExtension:
+            return suggested
+        assert format is not None
+        return original if original_format.lower() == format.lower() else suggested
+    return original or suggested
 
 
 def get_field_info(source: object) -> tuple[t.Any, str]:

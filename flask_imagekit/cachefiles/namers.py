@@ -19,7 +19,7 @@ import re
 import typing as t
 
 from ..config import current_state_or_none
-from ..utils import format_to_extension, suggest_extension
+from ..utils import format_for_name, output_extension
 
 __all__ = ["hash", "source_name_as_path", "source_name_dot_hash"]
 
@@ -67,6 +67,17 @@ def _source_name(generator: t.Any) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
+def _output_format(generator: t.Any) -> str | None:
+    output_format = getattr(generator, "output_format", None)
+    if callable(output_format):
+        return t.cast("str | None", output_format())
+    format = getattr(generator, "format", None)
+    if format:
+        return t.cast(str, format)
+    # A generator without a format writes what a format-less spec would.
+    return format_for_name(_source_name(generator))
+
+
 def _is_absolute(name: str) -> bool:
     return os.path.isabs(name) or bool(_DRIVE.match(name)) or name.startswith("\\")
 
@@ -81,7 +92,7 @@ def source_name_as_path(generator: t.Any) -> str:
     dirs: list[str] = []
     if source_name is not None and not _is_absolute(source_name):
         dirs = _clean_dirs(os.path.splitext(source_name)[0])
-    ext = _clean_extension(suggest_extension(source_name or "", generator.format))
+    ext = _clean_extension(output_extension(source_name, _output_format(generator)))
     return _join(_cachefile_dir(), *dirs, f"{generator.get_hash()}{ext}")
 
 
@@ -91,7 +102,7 @@ def source_name_dot_hash(generator: t.Any) -> str:
     dirs: list[str] = []
     if source_name and not _is_absolute(source_name):
         dirs = _clean_dirs(os.path.dirname(source_name.replace("\\", "/")))
-    ext = _clean_extension(suggest_extension(source_name, generator.format))
+    ext = _clean_extension(output_extension(source_name, _output_format(generator)))
     tail = f".{generator.get_hash()[:12]}{ext}"
     base = os.path.splitext(os.path.basename(source_name.replace("\\", "/")))[0]
     base = _clean_component(base, _MAX_COMPONENT_BYTES - len(tail.encode("utf-8")))
@@ -101,7 +112,6 @@ def source_name_dot_hash(generator: t.Any) -> str:
 
 
 def hash(generator: t.Any) -> str:  # noqa: A001 - django-imagekit's public name
-    """``<cache dir>/<hash><ext>``, the extension following the generator's format."""
-    format = getattr(generator, "format", None)
-    ext = format_to_extension(format) if format else ""
+    """``<cache dir>/<hash><ext>``, the extension following the generator's output format."""
+    ext = _clean_extension(output_extension(None, _output_format(generator)))
     return _join(_cachefile_dir(), f"{generator.get_hash()}{ext}")

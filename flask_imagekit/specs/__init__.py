@@ -25,16 +25,17 @@ from ..imaging import (
     save_image,
 )
 from ..sources import SourceFile, as_source
+from ..utils import WEB_FORMATS, format_for_name
 from .hashing import canonical, digest
 
-__all__ = ["BaseImageSpec", "ImageSpec", "prepare_specs"]
+__all__ = ["WEB_FORMATS", "BaseImageSpec", "ImageSpec", "format_for_name", "prepare_specs"]
 
 _DEFAULT_MAX_PIXELS = 50_000_000
 _PARAMS_MEMO_SIZE = 4096
 _MEMO_SIZE = 100_000
 _names_memo: dict[tuple[t.Any, ...], str] = {}
 _BUILTIN_NAMERS = frozenset((namers.hash, namers.source_name_as_path, namers.source_name_dot_hash))
-_hash_memo: dict[tuple[str | None, str], str] = {}
+_hash_memo: dict[tuple[t.Any, str], str] = {}
 # Spec classes with static parameters: their canonical form, computed once.
 _params_memo: dict[tuple[t.Any, ...], str] = {}
 _params_memo_lock = threading.Lock()
@@ -104,11 +105,31 @@ class ImageSpec(BaseImageSpec):
     autoconvert: bool = True
     auto_orient: bool = True
 
+    def output_format(self, sniffed: str | None = None) -> str:
+        """The format this spec encodes to: ``format``, or one chosen from the source name.
+
+        See :func:`format_for_name`. ``sniffed`` is the source's decoded format, used
+        only for a source without a name (a stream); it is read from the source's
+        header when not given.
+        """
+        if self.format:
+            return self.format.upper()
+        name = self.source.name if self.source else None
+        if not name and sniffed is None and self.source:
+            sniffed = _sniff(self.source)
+        return format_for_name(name, sniffed)
+
     def get_hash(self) -> str:
-        """A stable digest of the source name and every parameter of the output."""
+        """A stable digest of the source's identity and every parameter of the output.
+
+        The identity is the source's name for a file in the app's source storage
+        (django-imagekit's names), with a storage token for another storage, and
+        a digest of the bytes for a source that is not stored (see
+        :meth:`SourceFile.identity`).
+        """
         cached: str | None = self.__dict__.get("_hash")
         if cached is None:
-            key = (self.source.name if self.source else None, self._params_canonical())
+            key = (self.source.identity() if self.source else None, self._params_canonical())
             cached = _hash_memo.get(key)
             if cached is None:
                 cached = digest(*key)
@@ -183,7 +204,7 @@ class ImageSpec(BaseImageSpec):
                     "instead of an image; process() must return the processed image."
                 )
                 raise GenerationError(msg)
-        fmt = self.format or img.format or _web_format(original_format)
+        fmt = self.output_format(original_format)
         out = io.BytesIO()
         try:
             save_image(img, out, fmt, self.options, self.autoconvert)
@@ -232,14 +253,18 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
                 specs[index].__dict__["_decoded"] = (image, remaining, original_format)
 
 
-def _web_format(source_format: str | None) -> str:
-    if source_format in (None, "MPO"):
-        return "JPEG"
-    return source_format
-
-
 def _limits() -> tuple[tuple[str, ...], int | None, int | None]:
     state = current_state_or_none()
     if state is None:
         return DEFAULT_ALLOWED_FORMATS, _DEFAULT_MAX_PIXELS, DEFAULT_MAX_DECODE_BYTES
     return state.allowed_source_formats, state.max_source_pixels, state.max_decode_bytes
+
+
+def _sniff(source: SourceFile) -> str | None:
+    try:
+        with source.open() as fp:
+            with Image.open(fp) as img:
+                return img.format
+    except Exception:
+        # The generation itself reports an unreadable source with a clear error.
+        return None
