@@ -8,6 +8,7 @@ fails at start-up with :class:`ImproperlyConfigured`, never at the first request
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import typing as t
@@ -52,6 +53,9 @@ DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_MAX_DECODE_BYTES": DEFAULT_MAX_DECODE_BYTES,
     "IMAGEKIT_MAX_OUTPUT_PIXELS": DEFAULT_MAX_OUTPUT_PIXELS,
     "IMAGEKIT_THUMBNAIL_SIZES": None,  # None: any "WxH" string
+    "IMAGEKIT_RAISE_ERRORS": None,  # None: app.debug or app.testing
+    "IMAGEKIT_PLACEHOLDER": None,  # None: a neutral inline SVG
+    "IMAGEKIT_FAILURE_TIMEOUT": 60,
     "IMAGEKIT_ALLOWED_SOURCE_FORMATS": DEFAULT_ALLOWED_FORMATS,
     "IMAGEKIT_DELETE_ORPHANED_CACHEFILES": False,
     "IMAGEKIT_LOCAL_STATE_TIMEOUT": None,  # None: on (60 s) for caches outside the process
@@ -83,6 +87,9 @@ class AppState:
     allowed_source_formats: tuple[str, ...]
     max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
     thumbnail_sizes: frozenset[str] | None = None
+    raise_errors: bool = True
+    placeholder: str | t.Callable[[t.Any], str] | None = None
+    failure_timeout: int = 60
     delete_orphaned_cachefiles: bool = False
     local_state_timeout: float | None = None
     db: t.Any = None
@@ -266,6 +273,28 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
     ):
         _fail("IMAGEKIT_MAX_OUTPUT_PIXELS", max_output, "None or a positive number of pixels")
     thumbnail_sizes = _thumbnail_sizes(config["IMAGEKIT_THUMBNAIL_SIZES"])
+    raise_errors = config["IMAGEKIT_RAISE_ERRORS"]
+    if raise_errors is None:
+        raise_errors = bool(app.debug or app.testing)
+    elif not isinstance(raise_errors, bool):
+        _fail(
+            "IMAGEKIT_RAISE_ERRORS", raise_errors, "None (app.debug or app.testing), True or False"
+        )
+    # A string is a URL (never a dotted path): "/static/missing.png".
+    placeholder = config["IMAGEKIT_PLACEHOLDER"]
+    if (
+        placeholder is not None
+        and not callable(placeholder)
+        and (not isinstance(placeholder, str) or not placeholder)
+    ):
+        _fail("IMAGEKIT_PLACEHOLDER", placeholder, "None, a URL, or a callable (file) -> URL")
+    failure_timeout = config["IMAGEKIT_FAILURE_TIMEOUT"]
+    if (
+        isinstance(failure_timeout, bool)
+        or not isinstance(failure_timeout, int | float)
+        or (failure_timeout < 1)
+    ):
+        _fail("IMAGEKIT_FAILURE_TIMEOUT", failure_timeout, "a number of seconds, at least 1")
     for flag in ("IMAGEKIT_SERVE_MEDIA", "IMAGEKIT_DELETE_ORPHANED_CACHEFILES"):
         if not isinstance(config[flag], bool):
             _fail(flag, config[flag], "True or False")
@@ -315,6 +344,9 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         max_decode_bytes=max_bytes,
         max_output_pixels=max_output,
         thumbnail_sizes=thumbnail_sizes,
+        raise_errors=raise_errors,
+        placeholder=placeholder,
+        failure_timeout=math.ceil(failure_timeout),
         allowed_source_formats=_formats(
             "IMAGEKIT_ALLOWED_SOURCE_FORMATS", config["IMAGEKIT_ALLOWED_SOURCE_FORMATS"]
         ),

@@ -32,6 +32,14 @@ end
 return 0
 """
 
+# Extends the key's expiry only if it still holds this process's token.
+_REFRESH_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('expire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 _LOCAL_MAX_ENTRIES = 100_000
 
 
@@ -81,9 +89,12 @@ class StateCache:
         self._local: dict[str, tuple[t.Any, float]] = {}
         self._redis = _is_redis(cache)
         self._release_script: t.Any = None
+        self._refresh_script: t.Any = None
         self._lock = threading.Lock()
         #: Until this time (monotonic), the cache is known to be unreachable.
         self.unreachable_until = 0.0
+        #: Until this time (monotonic), refused writes are not warned about again.
+        self.refused_warned_until = 0.0
 
     def __repr__(self) -> str:
         return f"StateCache({self.cache!r}, local_timeout={self.local_timeout})"
@@ -152,3 +163,18 @@ class StateCache:
         with self._lock:  # in-process caches: the check and the delete cannot interleave
             if self.cache.get(key) == token:
                 self.cache.delete(key)
+
+    def refresh(self, key: str, token: str, timeout: int) -> bool:
+        """Extend the lock ``key`` by ``timeout`` seconds if ``token`` still holds it."""
+        if self._redis:
+            cache: t.Any = self.cache
+            if self._refresh_script is None:
+                self._refresh_script = cache._write_client.register_script(_REFRESH_SCRIPT)
+            name = f"{cache._get_prefix()}{key}"
+            return bool(
+                self._refresh_script(keys=[name], args=[cache.serializer.dumps(token), timeout])
+            )
+        with self._lock:
+            if self.cache.get(key) != token:
+                return False
+            return bool(self.cache.set(key, token, timeout=timeout))

@@ -31,10 +31,14 @@ from flask_imagekit.exceptions import StorageError, SuspiciousName
 if TYPE_CHECKING:
     import fsspec
 
-__all__ = ["FileSystemStorage", "FsspecStorage", "Storage", "clean_name"]
+__all__ = ["FileSystemStorage", "FsspecStorage", "Storage", "clean_name", "is_temporary_name"]
 
 #: Most filesystems limit a single path component to 255 bytes.
 MAX_COMPONENT_BYTES = 255
+#: The most bytes (UTF-8) a whole name may have.
+MAX_NAME_BYTES = 1024
+#: The most components (directories plus the file name) a name may have.
+MAX_NAME_COMPONENTS = 32
 
 _CHUNK_SIZE = 64 * 1024
 _SUFFIX_ALPHABET = string.ascii_letters + string.digits
@@ -46,6 +50,9 @@ _TEMP_PREFIX = ".tmp-"
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 # "C:", "C:\x" and "C:x" are all drive-qualified on Windows.
 _DRIVE_RE = re.compile("^[A-Za-z]:")
+# A URL scheme (RFC 3986, plus "_" as some fsspec protocols have it): fsspec strips
+# "file:", "local:", "memory://"... from a path and goes where the rest points.
+_PROTOCOL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-_]*:")
 # The characters fsspec's glob expansion treats as magic.
 _GLOB_RE = re.compile(r"[*?\[]")
 _NAME_HINT = "Use a relative name made of '/'-separated parts, such as 'photos/2024/cat.jpg'."
@@ -89,11 +96,17 @@ class Storage(Protocol):
         ...
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
-        """Return the ``(directories, files)`` directly inside *path* (``""`` is the root)."""
+        """Return the ``(directories, files)`` directly inside *path* (``""`` is the root).
+
+        Files for which :func:`is_temporary_name` is true are never listed.
+        """
         ...
 
     def walk(self, path: str = "") -> Iterator[str]:
-        """Yield every file name under *path*, relative to the root and ``"/"``-separated."""
+        """Yield every file name under *path*, relative to the root and ``"/"``-separated.
+
+        Files for which :func:`is_temporary_name` is true are never yielded.
+        """
         ...
 
     def path(self, name: str) -> str:
@@ -110,8 +123,10 @@ def clean_name(name: str) -> str:
     ``"a//b"`` becomes ``"a/b"`` and ``"./a"`` becomes ``"a"``.  Raises
     :class:`~flask_imagekit.exceptions.SuspiciousName` for anything that is not a
     plain relative name: a non-string, an empty name, control characters (NUL
-    included), an absolute or drive-qualified path, a backslash, a ``..``
-    component, or a component longer than 255 bytes in UTF-8.
+    included), an absolute or drive-qualified path, a protocol prefix such as
+    ``file:`` or ``s3://``, a first component starting with ``~``, a backslash, a
+    ``..`` component, a component longer than 255 bytes in UTF-8, more than 32
+    components, or more than 1,024 bytes in all.
     """
     if not isinstance(name, str):
         msg = (
@@ -135,6 +150,9 @@ def _clean_name(name: str, allow_root: bool) -> str:
         if allow_root:
             return ""
         raise _invalid(name, "the name is empty")
+    # Characters never take fewer bytes than one: refuse a huge name before scanning it.
+    if len(name) > MAX_NAME_BYTES:
+        raise _too_long(name)
     control = _CONTROL_RE.search(name)
     if control is not None:
         raise _invalid(name, f"it contains the control character {control.group()!r}")
@@ -166,9 +184,51 @@ def _clean_name(name: str, allow_root: bool) -> str:
                 "use a shorter name",
             )
         parts.append(part)
-    if not parts and not allow_root:
+        if len(parts) > MAX_NAME_COMPONENTS:
+            raise _invalid(
+                name,
+                f"it has more than {MAX_NAME_COMPONENTS} components (directories and file "
+                "name); use a shorter name with fewer directories",
+            )
+    if not parts:
+        if allow_root:
+            return ""
         raise _invalid(name, "it names the storage root, not a file")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise _too_long(name)
+    first = parts[0]
+    if _DRIVE_RE.match(first):
+        raise _invalid(name, "it starts with a Windows drive letter")
+    protocol = _PROTOCOL_RE.match(first)
+    if protocol is not None:
+        raise _invalid(
+            name,
+            f"it starts with the protocol prefix {protocol.group()!r}, which a filesystem "
+            "could follow out of the storage root",
+        )
+    if first.startswith("~"):
+        raise _invalid(
+            name, "it starts with '~', which a filesystem could expand to a home directory"
+        )
     return "/".join(parts)
+
+
+def _too_long(name: str) -> SuspiciousName:
+    size = len(name.encode("utf-8", errors="surrogatepass"))
+    return _invalid(
+        name,
+        f"it is {size} bytes long in UTF-8, more than the {MAX_NAME_BYTES} bytes a name "
+        "may have; use a shorter name",
+    )
+
+
+def is_temporary_name(name: str) -> bool:
+    """Return whether *name* is the temporary file of a save that is under way.
+
+    A save killed half way leaves such a file behind; storages never list it and
+    the media route never serves it.
+    """
+    return posixpath.basename(name).startswith(_TEMP_PREFIX)
 
 
 def _quoted_name(name: str) -> str:
@@ -428,6 +488,7 @@ class FileSystemStorage:
     def listdir(self, path: str = "") -> tuple[list[str], list[str]]:
         """Return sorted ``(directories, files)`` directly inside *path* (``""`` is the root).
 
+        The temporary files of saves (see :func:`is_temporary_name`) are left out.
         Raises :class:`FileNotFoundError` if *path* does not exist.
         """
         directory = self._local_path(_clean_dir(path), path)
@@ -436,7 +497,10 @@ class FileSystemStorage:
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    (dirs if entry.is_dir() else files).append(entry.name)
+                    if entry.is_dir():
+                        dirs.append(entry.name)
+                    elif not is_temporary_name(entry.name):
+                        files.append(entry.name)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -446,7 +510,8 @@ class FileSystemStorage:
     def walk(self, path: str = "") -> Iterator[str]:
         """Yield every file under *path*, relative to the root, in sorted order.
 
-        Symlinked directories are not followed; a missing *path* yields nothing.
+        Symlinked directories are not followed, temporary files of saves are left
+        out, and a missing *path* yields nothing.
         """
         cleaned = _clean_dir(path)
         yield from self._walk(self._local_path(cleaned, path), cleaned)
@@ -470,6 +535,8 @@ class FileSystemStorage:
             full = os.path.join(directory, entry_name)
             if is_dir:
                 yield from self._walk(full, name)
+            elif is_temporary_name(entry_name):
+                continue
             elif not is_symlink:
                 yield name
             elif not os.path.isdir(full) and self._contains(os.path.realpath(full)):
@@ -541,10 +608,32 @@ class FsspecStorage:
     def __hash__(self) -> int:
         return hash(self._identity)
 
-    def _full(self, cleaned: str) -> str:
+    def _full(self, cleaned: str, original: str) -> str:
         if not cleaned:
             return self.root
-        return f"{self.root}/{cleaned}" if self.root else cleaned
+        full = f"{self.root}/{cleaned}" if self.root else cleaned
+        self._check_inside(full, original)
+        return full
+
+    def _check_inside(self, full: str, original: str) -> None:
+        # The name is clean, but the filesystem still rewrites paths (a local one
+        # makes them absolute) and a local disk follows symlinks: check where the
+        # path lands, not what it says.
+        strip = self.fs._strip_protocol
+        top = str(strip(self.root)).rstrip("/")
+        where = str(strip(full))
+        inside = not top or where == top or where.startswith(f"{top}/")
+        if inside and getattr(self.fs, "local_file", False):
+            real_top = os.path.normcase(os.path.realpath(top or os.sep)).rstrip(os.sep)
+            where = os.path.normcase(os.path.realpath(where))
+            inside = where == real_top or where.startswith(real_top + os.sep)
+        if not inside:
+            msg = (
+                f"Invalid storage name {original!r}: it resolves to {where!r}, outside the "
+                f"storage root {self.root!r} (a symlink may point outside). Remove the "
+                "symlink, or use a plain relative name such as 'photos/cat.jpg'."
+            )
+            raise SuspiciousName(msg)
 
     def _error(self, exc: OSError, name: str, *, action: str) -> StorageError:
         reason = exc.strerror or str(exc) or type(exc).__name__
@@ -568,7 +657,7 @@ class FsspecStorage:
         if "b" not in mode:
             msg = f"Storages only open files in binary mode; got mode {mode!r}, use {mode}b."
             raise ValueError(msg)
-        full = self._full(clean_name(name))
+        full = self._full(clean_name(name), name)
         try:
             return cast(BinaryIO, self.fs.open(full, mode))
         except FileNotFoundError:
@@ -595,7 +684,7 @@ class FsspecStorage:
                     f"after {_MAX_NAME_ATTEMPTS} attempts. Clean up or use overwrite=True."
                 )
                 raise StorageError(msg)
-        full = self._full(cleaned)
+        full = self._full(cleaned, name)
         parent, basename = posixpath.split(full)
         temp = posixpath.join(parent, _temp_basename(basename))
         try:
@@ -650,12 +739,12 @@ class FsspecStorage:
 
     def exists(self, name: str) -> bool:
         """Return whether *name* exists."""
-        return bool(self.fs.exists(self._full(clean_name(name))))
+        return bool(self.fs.exists(self._full(clean_name(name), name)))
 
     def delete(self, name: str) -> None:
         """Delete *name*; a missing file is not an error."""
         try:
-            self.fs.rm_file(self._full(clean_name(name)))
+            self.fs.rm_file(self._full(clean_name(name), name))
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -668,7 +757,7 @@ class FsspecStorage:
     def size(self, name: str) -> int:
         """Return the size of *name* in bytes; raise :class:`FileNotFoundError` if missing."""
         try:
-            return int(self.fs.size(self._full(clean_name(name))))
+            return int(self.fs.size(self._full(clean_name(name), name)))
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -677,9 +766,10 @@ class FsspecStorage:
     def listdir(self, path: str = "") -> tuple[list[str], list[str]]:
         """Return sorted ``(directories, files)`` directly inside *path* (``""`` is the root).
 
-        Raises :class:`FileNotFoundError` if *path* does not exist.
+        Temporary ``.tmp-`` files of saves are left out.  Raises
+        :class:`FileNotFoundError` if *path* does not exist.
         """
-        full = self._full(_clean_dir(path))
+        full = self._full(_clean_dir(path), path)
         try:
             entries = self.fs.ls(full, detail=True)
         except FileNotFoundError:
@@ -693,15 +783,18 @@ class FsspecStorage:
             basename = posixpath.basename(entry_name)
             if entry_name == full.rstrip("/") or not basename:
                 continue  # ls() of a file path returns the file itself.
-            (dirs if entry["type"] == "directory" else files).append(basename)
+            if entry["type"] == "directory":
+                dirs.append(basename)
+            elif not is_temporary_name(basename):
+                files.append(basename)
         return sorted(dirs), sorted(files)
 
     def walk(self, path: str = "") -> Iterator[str]:
         """Yield every file under *path*, relative to the root, in sorted order.
 
-        A missing *path* yields nothing.
+        Temporary ``.tmp-`` files of saves are left out; a missing *path* yields nothing.
         """
-        full = self._full(_clean_dir(path))
+        full = self._full(_clean_dir(path), path)
         try:
             found = self.fs.find(full, withdirs=False)
         except FileNotFoundError:
@@ -716,4 +809,6 @@ class FsspecStorage:
         for item in sorted(str(entry) for entry in found):
             if top_prefix and not item.startswith(top_prefix):
                 continue  # find() of a file path returns the file itself.
+            if is_temporary_name(item):
+                continue
             yield item[len(root_prefix) :] if root_prefix else item.lstrip("/")

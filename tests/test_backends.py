@@ -251,8 +251,8 @@ def state_cache() -> BaseCache:
 
 
 def test_cache_file_state_values() -> None:
-    assert {s.name for s in CacheFileState} == {"EXISTS", "GENERATING", "DOES_NOT_EXIST"}
-    assert len({s.value for s in CacheFileState}) == 3
+    assert {s.name for s in CacheFileState} == {"EXISTS", "GENERATING", "DOES_NOT_EXIST", "FAILED"}
+    assert len({s.value for s in CacheFileState}) == 4
 
 
 def test_state_is_exists_with_size_after_generation(
@@ -743,7 +743,8 @@ def assert_clean_state(file: ImageCacheFile) -> None:
     assert cache.get(backend.get_lock_key(file)) is None
     raw = cache.get(backend.get_key(file))
     state = backend.get_state(file, check_if_unknown=False)
-    assert state is CacheFileState.DOES_NOT_EXIST, raw
+    # A failure on the source or a processor is remembered for a while (FAILED).
+    assert state in (CacheFileState.DOES_NOT_EXIST, CacheFileState.FAILED), raw
     assert state not in (CacheFileState.GENERATING, CacheFileState.EXISTS)
 
 

@@ -305,7 +305,7 @@ def test_media_route_missing_file_is_404(served: Flask) -> None:
     "config",
     [
         {"IMAGEKIT_SERVE_MEDIA": False},
-        {"IMAGEKIT_MEDIA_URL": "https://cdn.example.com/media/"},
+        {"IMAGEKIT_SERVE_MEDIA": False, "IMAGEKIT_MEDIA_URL": "https://cdn.example.com/media/"},
     ],
 )
 def test_media_route_can_be_left_out(tmp_path: Path, config: dict[str, t.Any]) -> None:

@@ -15,8 +15,17 @@ from typing import Any
 
 import fsspec
 import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from PIL import Image
+from sqlalchemy import Integer
+from sqlalchemy.orm import DeclarativeBase, mapped_column
+from werkzeug.datastructures import FileStorage
 
+from flask_imagekit import ImageKit
 from flask_imagekit.exceptions import StorageError, SuspiciousName
+from flask_imagekit.models import ProcessedImageField
+from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.storage import FileSystemStorage, FsspecStorage, Storage, clean_name
 
 STORAGE_KINDS = ["filesystem", "fsspec"]
@@ -174,7 +183,7 @@ class NonSeekable(io.BytesIO):
         ("a///b//c.jpg", "a/b/c.jpg"),
         ("a/", "a"),
         ("CON.jpg", "CON.jpg"),
-        ("ab:c.jpg", "ab:c.jpg"),
+        ("a/b:c.jpg", "a/b:c.jpg"),
     ],
 )
 def test_clean_name_normalises(name: str, expected: str) -> None:
@@ -843,3 +852,218 @@ def test_filesystem_walk_skips_escaping_symlinks(tmp_path: Path, location: Path)
     assert list(storage.walk()) == ["inside-link.jpg", "real.jpg"]
     for name in storage.walk():
         storage.path(name)  # every walked name is usable
+
+
+# ------------------------------------------------------- names from other worlds
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "file:/etc/hostname",
+        "file:etc/hostname",
+        "file:///etc/hostname",
+        "FILE:/etc/hostname",
+        "local:/etc/hostname",
+        "s3:bucket/key.jpg",
+        "s3://bucket/key.jpg",
+        "memory://x.jpg",
+        "http://evil.example/x.jpg",
+        "data:image/png;base64,AAAA",
+        "simplecache::file:///etc/hostname",
+        "git+ssh:host/x",
+        "ab:c.jpg",
+        "x.jpg:stream",
+        "./file:/etc/hostname",
+        "~",
+        "~/secret.jpg",
+        "~root/.ssh/id_rsa",
+        "./~/secret.jpg",
+    ],
+)
+def test_clean_name_refuses_protocols_and_home(name: str) -> None:
+    with pytest.raises(SuspiciousName, match="relative name") as excinfo:
+        clean_name(name)
+    assert "protocol" in str(excinfo.value) or "'~'" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("photos/file:x.jpg", "photos/file:x.jpg"),
+        ("a/b:c.jpg", "a/b:c.jpg"),
+        ("photos/~/x.jpg", "photos/~/x.jpg"),
+        ("a~b.jpg", "a~b.jpg"),
+        ("photos/x.jpg:stream", "photos/x.jpg:stream"),
+    ],
+)
+def test_clean_name_keeps_colons_and_tildes_further_in(name: str, expected: str) -> None:
+    assert clean_name(name) == expected
+
+
+def test_clean_name_still_names_windows_drives() -> None:
+    for name in ["C:x", "c:/x", "x:y.jpg"]:
+        with pytest.raises(SuspiciousName, match="drive letter"):
+            clean_name(name)
+
+
+@pytest.mark.parametrize("kind", ["filesystem", "fsspec-local", "fsspec-local-root"])
+def test_storages_refuse_protocols_and_home_on_the_local_disk(
+    tmp_path: Path, location: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"secret")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    location.mkdir()
+    storage: Storage
+    if kind == "filesystem":
+        storage = FileSystemStorage(location)
+    elif kind == "fsspec-local":
+        storage = FsspecStorage(fsspec.filesystem("file"))
+    else:
+        storage = FsspecStorage(fsspec.filesystem("file"), root=str(location))
+    before = _tree(tmp_path)
+    for name in [
+        f"file:{secret}",
+        f"file://{secret}",
+        f"local:{secret}",
+        f"local://{secret}",
+        "file:secret.txt",
+        "~/secret.txt",
+        "~no-such-user-imagekit/secret.txt",
+    ]:
+        with pytest.raises(SuspiciousName):
+            storage.open(name)
+        with pytest.raises(SuspiciousName):
+            storage.exists(name)
+        with pytest.raises(SuspiciousName):
+            storage.size(name)
+        with pytest.raises(SuspiciousName):
+            storage.save(name, b"evil")
+        with pytest.raises(SuspiciousName):
+            storage.delete(name)
+    assert _tree(tmp_path) == before
+    assert secret.read_bytes() == b"secret"
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_fsspec_local_symlink_out_of_root_is_refused(tmp_path: Path, location: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"secret")
+    location.mkdir()
+    (location / "link").symlink_to(outside, target_is_directory=True)
+    (location / "leak.txt").symlink_to(outside / "secret.txt")
+    (location / "real.jpg").write_bytes(b"x")
+    (location / "alias.jpg").symlink_to(location / "real.jpg")
+    storage = FsspecStorage(f"file://{location}")
+    for name in ["link/secret.txt", "leak.txt", "link/new.jpg"]:
+        with pytest.raises(SuspiciousName, match="outside"):
+            storage.open(name)
+        with pytest.raises(SuspiciousName):
+            storage.save(name, b"evil")
+    assert not (outside / "new.jpg").exists()
+    with storage.open("alias.jpg") as f:
+        assert f.read() == b"x"
+
+
+# ------------------------------------------------------------ name limits
+
+
+def test_clean_name_limits_components_and_bytes() -> None:
+    assert clean_name("a/" * 31 + "x.jpg") == "a/" * 31 + "x.jpg"
+    with pytest.raises(SuspiciousName, match="32"):
+        clean_name("a/" * 32 + "x.jpg")
+    fits = "/".join(["x" * 255] * 3 + ["y" * 254]) + "/z"  # 1,024 bytes
+    assert clean_name(fits) == fits
+    with pytest.raises(SuspiciousName, match="1024 bytes"):
+        clean_name(fits + "z")
+    with pytest.raises(SuspiciousName, match="1024 bytes"):
+        clean_name("/".join(["\u00e9" * 120] * 5))  # 524 characters, 1,204 bytes
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a/" * 1500 + "x.jpg",
+        "a/" * 33 + "x.jpg",
+        ("b" * 254 + "/") * 8 + "x.jpg",
+        "./" * 5000 + "x.jpg",
+        "x/" * 100_000,
+    ],
+    ids=["1500-deep", "33-deep", "2KB", "dots", "huge"],
+)
+def test_deep_or_long_names_are_refused_by_every_storage(
+    storage: Storage, tmp_path: Path, name: str
+) -> None:
+    before_disk = _tree(tmp_path)
+    before_memory = _memory_snapshot()
+    with pytest.raises(SuspiciousName, match="shorter"):
+        storage.save(name, b"x")
+    with pytest.raises(SuspiciousName):
+        storage.save(name, io.BytesIO(b"x"), overwrite=False)
+    with pytest.raises(SuspiciousName):
+        storage.open(name, "wb")
+    with pytest.raises(SuspiciousName):
+        storage.exists(name)
+    with pytest.raises(SuspiciousName):
+        storage.url(name)
+    with pytest.raises(SuspiciousName):
+        storage.listdir(name)
+    assert _tree(tmp_path) == before_disk
+    assert _memory_snapshot() == before_memory
+
+
+def test_deep_upload_to_of_a_processed_field_is_refused(tmp_path: Path) -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+
+    class Upload(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "deep_upload"
+        id = mapped_column(Integer, primary_key=True)
+        photo = ProcessedImageField(
+            upload_to=lambda instance, filename: "a/" * 1500 + filename,
+            processors=[ResizeToFill(8, 8)],
+            format="JPEG",
+            length=10_000,
+        )
+
+    media = tmp_path / "media"
+    app = Flask("deep", instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        TESTING=True, IMAGEKIT_MEDIA_ROOT=str(media), SQLALCHEMY_DATABASE_URI="sqlite://"
+    )
+    db.init_app(app)
+    ImageKit(app, db=db)
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "red").save(buffer, "PNG")
+    upload = FileStorage(stream=io.BytesIO(buffer.getvalue()), filename="cat.png")
+    with app.app_context():
+        with pytest.raises(SuspiciousName, match="shorter"):
+            Upload(photo=upload)
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
+    assert not media.exists() or list(media.rglob("*")) == []
+
+
+# ------------------------------------------------------ temporary files
+
+
+def test_temporary_files_are_never_listed(storage: Storage) -> None:
+    storage.save("dir/a.jpg", b"x")
+    storage.save("b.jpg", b"x")
+    leftovers = [".tmp-k3j2h1g0", "dir/.tmp-Ab3dE5g-a.jpg", "dir/.tmp-x.jpg"]
+    for name in leftovers:
+        if isinstance(storage, FsspecStorage):
+            storage.fs.pipe_file(f"{storage.root}/{name}", b"half")
+        else:
+            assert isinstance(storage, FileSystemStorage)
+            Path(storage.location, name).write_bytes(b"half")
+    assert list(storage.walk()) == ["b.jpg", "dir/a.jpg"]
+    assert list(storage.walk("dir")) == ["dir/a.jpg"]
+    assert storage.listdir("") == (["dir"], ["b.jpg"])
+    assert storage.listdir("dir") == ([], ["a.jpg"])

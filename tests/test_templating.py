@@ -383,8 +383,10 @@ def test_missing_source_is_falsy_and_rendering_it_explains(app: Flask, thumb_id:
     assert out == "no image"
     out = render(app, '{% set th = thumbnail("10x10", "") %}{{ "yes" if th else "no" }}')
     assert out == "no"
+    # A NULL source is no error: it renders nothing (debug), only its url raises.
+    assert render(app, '[{{ generateimage("myapp:thumbnail", source=none) }}]') == "[]"
     with pytest.raises(MissingSource, match="source"):
-        render(app, '{{ generateimage("myapp:thumbnail", source=none) }}')
+        render(app, '{{ generateimage("myapp:thumbnail", source=none).url }}')
 
 
 # Model spec attributes (a plain object holding a cache file) --------------------------

@@ -4,20 +4,40 @@ An :class:`ImageCacheFile` pairs a generator (usually a spec bound to a source)
 with a name in a storage. Its strategy decides *when* it is generated (on access
 with JustInTime, on source save with Optimistic); its backend decides *how* and
 remembers whether it exists, so URLs of existing files cost no storage call.
+
+A per-image problem (no source, a missing or corrupt source, a failed
+generation, a file still pending) never breaks a page in production: with
+``IMAGEKIT_RAISE_ERRORS`` false the file renders a placeholder, its ``url`` is
+the placeholder's and ``bool()`` is false, with one warning per file and failure
+window. Programming errors (``NotRegistered``, ``ImproperlyConfigured``) raise
+in every mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import re
+import time
 import typing as t
+from urllib.parse import quote
 
 from markupsafe import Markup, escape
 from PIL import Image
 
 from ..config import current_state
-from ..exceptions import GenerationError, ImproperlyConfigured, MissingCacheFile, MissingSource
+from ..exceptions import (
+    GenerationError,
+    ImageKitError,
+    ImproperlyConfigured,
+    MissingCacheFile,
+    MissingSource,
+    SourceError,
+    StorageError,
+)
 from ..signals import content_required, existence_required
+from .backends import rendering
 from .strategies import call_strategy, resolve_strategy
 
 if t.TYPE_CHECKING:
@@ -25,6 +45,27 @@ if t.TYPE_CHECKING:
     from ..storage import Storage
 
 __all__ = ["ImageCacheFile", "LazyGeneratedImageFile", "LazyImageCacheFile"]
+
+logger = logging.getLogger("flask_imagekit")
+
+#: Problems of one image, which degrade to a placeholder in production.
+PER_IMAGE_ERRORS: tuple[type[ImageKitError], ...] = (
+    SourceError,
+    GenerationError,
+    MissingCacheFile,
+    StorageError,
+)
+_warned: dict[str, float] = {}
+_WARNED_MAX_ENTRIES = 10_000
+
+
+@contextlib.contextmanager
+def _for_page() -> t.Iterator[None]:
+    token = rendering.set(True)
+    try:
+        yield
+    finally:
+        rendering.reset(token)
 
 
 class ImageCacheFile:
@@ -156,9 +197,22 @@ class ImageCacheFile:
 
     @property
     def url(self) -> str:
-        """The file's URL (the strategy may generate the file first)."""
+        """The file's URL (the strategy may generate the file first).
+
+        In production a file that cannot be shown gives the placeholder's URL; a
+        file still pending on a worker gives its own URL (it is on its way).
+        """
+        try:
+            return self._url()
+        except MissingCacheFile:
+            return self.storage.url(self.name)
+        except PER_IMAGE_ERRORS as exc:
+            return self._degrade(exc)
+
+    def _url(self) -> str:
         name = self.name
-        self._require_existence()
+        with _for_page():
+            self._require_existence()
         return self.storage.url(name)
 
     @property
@@ -175,15 +229,38 @@ class ImageCacheFile:
     def __bool__(self) -> bool:
         if not _has_name(self):
             return False
-        self._require_existence()
-        should_verify = getattr(self.cachefile_strategy, "should_verify_existence", None)
-        if should_verify is not None and not should_verify(self):
-            return True
-        return bool(self.cachefile_backend.exists(self))
+        try:
+            with _for_page():
+                self._require_existence()
+                should_verify = getattr(self.cachefile_strategy, "should_verify_existence", None)
+                backend = self.cachefile_backend
+                if should_verify is not None and not should_verify(self):
+                    # Assumed to exist, unless a worker has yet to make it.
+                    return not (getattr(backend, "is_async", False) and backend.is_pending(self))
+                return bool(backend.exists(self))
+        except MissingCacheFile:
+            return False
+        except PER_IMAGE_ERRORS as exc:
+            self._degrade(exc)
+            return False
 
     @property
     def size(self) -> tuple[int, int]:
-        """``(width, height)`` in pixels, from the backend's state when it knows them."""
+        """``(width, height)`` in pixels, from the backend's state when it knows them.
+
+        In production a file that cannot be shown is ``(0, 0)``, not an error.
+        """
+        try:
+            with _for_page():
+                return self._read_size()
+        except PER_IMAGE_ERRORS as exc:
+            if self.app_state.raise_errors:
+                raise
+            if not isinstance(exc, MissingCacheFile):
+                self._warn(exc)
+            return (0, 0)
+
+    def _read_size(self) -> tuple[int, int]:
         size = self._size
         if size is None:
             self._require_content()
@@ -232,7 +309,11 @@ class ImageCacheFile:
             return fp.read()
 
     def generate(self, force: bool = False) -> None:
-        """Generate the file through its backend (regenerate if ``force``)."""
+        """Generate the file through its backend (regenerate if ``force``).
+
+        Called by a strategy for a page, it honours a recent failure; called
+        directly, it always tries, and raises if generation fails.
+        """
         self.cachefile_backend.generate(self, force)
 
     def _write(self) -> tuple[int, int] | None:
@@ -265,39 +346,107 @@ class ImageCacheFile:
         if markup is not None:
             # Rendered before (a remembered file): the strategy still has its say,
             # and a state showing another size drops the markup.
-            self._require_existence()
+            try:
+                with _for_page():
+                    self._require_existence()
+            except PER_IMAGE_ERRORS:
+                self.__dict__.pop("_markup", None)
             markup = self.__dict__.get("_markup")
         if markup is None:
-            markup = self.__dict__["_markup"] = str(self.img_tag(self.html_attrs))
+            tag, complete = self._img_tag(self.html_attrs)
+            markup = str(tag)
+            if complete:
+                # Markup without the size (a file still pending) is not kept, so the
+                # size shows as soon as the file exists.
+                self.__dict__["_markup"] = markup
         return markup
 
     def img_tag(self, attrs: t.Mapping[str, t.Any] | None = None) -> Markup:
         """``<img src=.. width=.. height=..>``; ``attrs`` are added, escaped.
 
-        Width and height are included only when ``attrs`` sets neither.
+        Width and height are included only when ``attrs`` sets neither. A file
+        without a source renders ``""`` in debug mode; in production, a file that
+        cannot be shown renders the placeholder.
         """
-        parts = [f'src="{escape(self.url)}"']
+        return self._img_tag(attrs)[0]
+
+    def _img_tag(self, attrs: t.Mapping[str, t.Any] | None) -> tuple[Markup, bool]:
+        """The tag, and whether it is final (it has the file's own URL and size)."""
         attrs = dict(attrs or {})
-        if "width" not in attrs and "height" not in attrs:
-            try:
-                width, height = self.size
-            except MissingCacheFile:
-                pass  # generated on a worker: the browser learns the size later
-            else:
-                parts.append(f'width="{width}" height="{height}"')
-        for key, value in attrs.items():
-            if not isinstance(key, str) or not key or _INVALID_ATTRIBUTE.search(key):
-                msg = (
-                    f"Invalid HTML attribute name {key!r}: names cannot hold spaces, quotes, "
-                    "'/', '<', '>' or '='."
-                )
-                raise ImproperlyConfigured(msg)
-            if value is None or value is False:
-                continue
-            parts.append(escape(key) if value is True else f'{escape(key)}="{escape(value)}"')
-        return Markup(f"<img {' '.join(parts)}>")
+        _check_attributes(attrs)
+        if not _has_name(self):
+            if self.app_state.raise_errors:
+                return Markup(""), False
+            return self._placeholder_tag(attrs), False
+        sized = "width" in attrs or "height" in attrs
+        try:
+            url = self._url()
+            if not sized:
+                with _for_page():
+                    width, height = self._read_size()
+        except MissingCacheFile:
+            # Pending on a worker or under another process's lock.
+            if self.app_state.raise_errors:
+                return _tag([f'src="{escape(self.storage.url(self.name))}"'], attrs), False
+            return self._placeholder_tag(attrs), False
+        except PER_IMAGE_ERRORS as exc:
+            self._degrade(exc)
+            return self._placeholder_tag(attrs), False
+        parts = [f'src="{escape(url)}"']
+        if not sized:
+            parts.append(f'width="{width}" height="{height}"')
+        return _tag(parts, attrs), True
+
+    # Degrading -----------------------------------------------------------------------
+
+    def _degrade(self, error: ImageKitError) -> str:
+        """Raise ``error`` in debug mode; in production warn once and give the placeholder URL."""
+        if self.app_state.raise_errors:
+            raise error
+        self._warn(error)
+        return self.placeholder_url()
+
+    def _warn(self, error: BaseException) -> None:
+        label = self._name or _describe(self._generator)
+        key = f"{label}|{type(error).__name__}"
+        now = time.monotonic()
+        if _warned.get(key, 0.0) > now:
+            return
+        if len(_warned) > _WARNED_MAX_ENTRIES:
+            _warned.clear()
+        _warned[key] = now + self.app_state.failure_timeout
+        logger.warning(
+            "flask_imagekit: %s cannot be shown, rendering a placeholder: %s", label, error
+        )
+
+    def placeholder_url(self) -> str:
+        """The URL shown instead of this file when it cannot be (``IMAGEKIT_PLACEHOLDER``)."""
+        placeholder = self.app_state.placeholder
+        if placeholder is None:
+            return _builtin_placeholder(self._known_size(self.html_attrs))
+        if callable(placeholder):
+            return str(placeholder(self))
+        return placeholder
+
+    def _known_size(self, attrs: t.Mapping[str, t.Any] | None) -> tuple[int, int] | None:
+        if self._size is not None:
+            return self._size
+        attrs = attrs or {}
+        try:
+            return int(attrs["width"]), int(attrs["height"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _placeholder_tag(self, attrs: dict[str, t.Any]) -> Markup:
+        parts = [f'src="{escape(self.placeholder_url())}"']
+        size = self._known_size(attrs)
+        if size is not None and "width" not in attrs and "height" not in attrs:
+            parts.append(f'width="{size[0]}" height="{size[1]}"')
+        return _tag(parts, attrs)
 
     def __str__(self) -> str:
+        if not _has_name(self):
+            return ""
         return self.url
 
     def __repr__(self) -> str:
@@ -336,6 +485,34 @@ class ImageCacheFile:
 
 
 _INVALID_ATTRIBUTE = re.compile(r"[\s/>=\"'<]", re.ASCII)
+
+
+def _check_attributes(attrs: t.Mapping[t.Any, t.Any]) -> None:
+    for key in attrs:
+        if not isinstance(key, str) or not key or _INVALID_ATTRIBUTE.search(key):
+            msg = (
+                f"Invalid HTML attribute name {key!r}: names cannot hold spaces, quotes, "
+                "'/', '<', '>' or '='."
+            )
+            raise ImproperlyConfigured(msg)
+
+
+def _tag(parts: list[str], attrs: t.Mapping[str, t.Any]) -> Markup:
+    for key, value in attrs.items():
+        if value is None or value is False:
+            continue
+        parts.append(escape(key) if value is True else f'{escape(key)}="{escape(value)}"')
+    return Markup(f"<img {' '.join(parts)}>")
+
+
+def _builtin_placeholder(size: tuple[int, int] | None) -> str:
+    """A neutral grey inline SVG, sized like the file when its size is known."""
+    width, height = size or (1, 1)
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><rect width="100%" height="100%" fill="#e5e7eb"/></svg>'
+    )
+    return "data:image/svg+xml," + quote(svg, safe=' =:/"')
 
 
 def _describe(generator: object) -> str:

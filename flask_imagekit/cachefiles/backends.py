@@ -7,27 +7,43 @@ cachelib cache), so the existence of a file is known without asking the storage:
   image's width and height when known;
 * ``DOES_NOT_EXIST``, kept only briefly (``missing_timeout``);
 * ``GENERATING``, a lock taken atomically with ``cache.add`` and an expiry, so
-  that one process at a time generates a file; a process that dies leaves a
-  lock that expires after ``lock_timeout``.
+  that one process at a time generates a file; a generation keeps its lock
+  alive, and a process that dies leaves a lock that expires after
+  ``lock_timeout``;
+* ``FAILED``, kept for ``IMAGEKIT_FAILURE_TIMEOUT`` seconds after a generation
+  failed on its source or its processors, so pages do not decode a broken
+  source on every view (an explicit ``generate()`` still tries).
 
 A failed generation never leaves ``GENERATING`` or ``EXISTS`` behind. If the
-state cache is unreachable, generation goes on inline with a logged warning.
+state cache is unreachable, or refuses writes, generation goes on inline with a
+logged warning. A page that finds the lock held waits ``lock_wait`` seconds at
+most, then renders the file as pending.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import enum
 import functools
 import hashlib
 import logging
 import math
+import os
+import re
 import threading
 import time
 import typing as t
 import uuid
 
-from ..exceptions import ImproperlyConfigured
+from ..exceptions import (
+    GenerationError,
+    ImageKitError,
+    ImproperlyConfigured,
+    MissingCacheFile,
+    MissingSource,
+    SourceError,
+)
 from ..statecache import StateCache
 
 if t.TYPE_CHECKING:
@@ -35,13 +51,18 @@ if t.TYPE_CHECKING:
 
     from . import ImageCacheFile
 
-__all__ = ["RQ", "CacheFileState", "CachedFileBackend", "Celery", "Simple"]
+__all__ = ["RQ", "CacheFileState", "CachedFileBackend", "Celery", "Simple", "rendering"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_KEY_LENGTH = 200
-# State values: "E[:WxH]" exists, "D" does not exist, "M" its source is missing.
+# Keys every cachelib backend takes (Memcached: no spaces or control characters).
+_UNSAFE_KEY = re.compile(r"[^!-~]")
+# State values: "E[:WxH]" exists, "D" does not exist, "M" its source is missing,
+# "F:<error class>:<message>" its last generation failed.
 _SOURCE_MISSING = "M"
+_FAILED = "F"
+_MAX_FAILURE_MESSAGE = 500
 _MISSING = ("D", _SOURCE_MISSING)
 # Seconds a state cache that failed is left alone before it is tried again.
 _RETRY_UNREACHABLE_AFTER = 5
@@ -53,6 +74,19 @@ class CacheFileState(str, enum.Enum):
     EXISTS = "exists"
     GENERATING = "generating"
     DOES_NOT_EXIST = "does_not_exist"
+    FAILED = "failed"
+
+
+#: True while a cache file is generated because a page needs it (``url``,
+#: ``bool()``, rendering), as opposed to an explicit ``generate()``: such a
+#: generation honours the FAILED state and waits at most ``lock_wait`` seconds.
+rendering: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flask_imagekit_rendering", default=False
+)
+
+_FAILURE_CLASSES: dict[str, type[ImageKitError]] = {
+    cls.__name__: cls for cls in (SourceError, MissingSource, GenerationError)
+}
 
 
 class _KeyedLocks:
@@ -85,7 +119,11 @@ class CachedFileBackend:
 
     :param cache: a cachelib cache to use instead of the app's state cache.
     :param missing_timeout: seconds a DOES_NOT_EXIST state is trusted.
-    :param lock_timeout: seconds after which an abandoned GENERATING lock expires.
+    :param lock_timeout: seconds after which an abandoned GENERATING lock expires;
+        a live generation renews its lock, so this can stay short.
+    :param lock_wait: seconds a page waits for a lock held by another process
+        before rendering the file as pending (an explicit ``generate()`` waits
+        until the lock is released or expires).
     """
 
     def __init__(
@@ -93,12 +131,17 @@ class CachedFileBackend:
         cache: BaseCache | None = None,
         *,
         missing_timeout: int = 5,
-        lock_timeout: int = 60,
+        lock_timeout: int = 10,
+        lock_wait: float = 2,
     ) -> None:
         self.cache = cache
         # cachelib counts timeouts in whole seconds.
         self.missing_timeout = max(1, math.ceil(missing_timeout))
         self.lock_timeout = max(1, math.ceil(lock_timeout))
+        if isinstance(lock_wait, bool) or not isinstance(lock_wait, int | float) or lock_wait < 0:
+            msg = f"lock_wait = {lock_wait!r} is invalid: give a number of seconds (0 or more)."
+            raise ImproperlyConfigured(msg)
+        self.lock_wait = float(lock_wait)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -131,7 +174,7 @@ class CachedFileBackend:
         key = keys.get(kind)
         if key is None:
             key = f"{file.app_state.cache_prefix}{kind}{file.name}"
-            if len(key) > _MAX_KEY_LENGTH:
+            if len(key) > _MAX_KEY_LENGTH or _UNSAFE_KEY.search(key):
                 digest = hashlib.sha256(file.name.encode("utf-8")).hexdigest()
                 key = f"{file.app_state.cache_prefix}{kind}#{digest}"
             keys[kind] = key
@@ -161,6 +204,8 @@ class CachedFileBackend:
     def get_state(self, file: ImageCacheFile, check_if_unknown: bool = True) -> CacheFileState:
         """Return the state of ``file``; if unknown, ask the storage (and remember)."""
         raw = self._call(file, "get", self.get_key(file))
+        if isinstance(raw, str) and raw.startswith(_FAILED):
+            return CacheFileState.FAILED
         if isinstance(raw, str) and raw.startswith("E"):
             if raw != file.__dict__.get("_state_raw"):
                 # The same lookup tells the size: pages need no second one.
@@ -203,6 +248,38 @@ class CachedFileBackend:
         """Record that ``file``'s source is gone, so it is not scheduled again at once."""
         timeout = max(self.missing_timeout, self.lock_timeout)
         self._call(file, "set", self.get_key(file), _SOURCE_MISSING, timeout=timeout)
+
+    def remember_failure(self, file: ImageCacheFile, error: BaseException) -> None:
+        """Record that generating ``file`` failed, for ``IMAGEKIT_FAILURE_TIMEOUT`` seconds."""
+        kind = type(error).__name__ if type(error).__name__ in _FAILURE_CLASSES else "SourceError"
+        message = str(error)[:_MAX_FAILURE_MESSAGE]
+        timeout = file.app_state.failure_timeout
+        self._call(file, "set", self.get_key(file), f"{_FAILED}:{kind}:{message}", timeout=timeout)
+        file.app_state.file_memo.clear()
+
+    def failure(self, file: ImageCacheFile) -> ImageKitError | None:
+        """The error of the last failed generation of ``file``, while it is remembered."""
+        raw = self._call(file, "get", self.get_key(file))
+        if not (isinstance(raw, str) and raw.startswith(_FAILED)):
+            return None
+        _, kind, message = (raw.split(":", 2) + ["", ""])[:3]
+        cls = _FAILURE_CLASSES.get(kind, SourceError)
+        return cls(f"{message} (failed recently; retried after IMAGEKIT_FAILURE_TIMEOUT)")
+
+    def is_pending(self, file: ImageCacheFile) -> bool:
+        """Whether ``file`` is known not to be there yet (being generated, missing or failed).
+
+        Asks only the state cache, never the storage: an unknown state is not pending.
+        """
+        raw = self._call(file, "get", self.get_key(file))
+        if isinstance(raw, str) and raw.startswith("E"):
+            return False
+        if raw in _MISSING or (isinstance(raw, str) and raw.startswith(_FAILED)):
+            return True
+        return self._call(file, "lock_holder", self.get_lock_key(file)) not in (
+            None,
+            _CACHE_FAILED,
+        )
 
     def source_missing(self, file: ImageCacheFile) -> bool:
         """Whether a worker found ``file``'s source gone a short while ago."""
@@ -251,18 +328,41 @@ class CachedFileBackend:
                 return self._generate_locked(file, force, token)
             if not force and self.get_state(file) is CacheFileState.EXISTS:
                 return False
+            for_page = rendering.get()
             while not self._acquire(file, token):
-                self._wait_for_release(file)
+                if self._call(file, "lock_holder", self.get_lock_key(file)) is None:
+                    # Nobody holds it, yet the cache would not take it: the cache
+                    # refuses writes (a dead Memcached answers False). Go on inline.
+                    _warn_refused(self._state_cache(file))
+                    return self._generate_locked(file, force, token, locked=False)
+                released = self._wait_for_release(
+                    file, self.lock_wait if for_page else self.lock_timeout + 1
+                )
                 if self.get_state(file, check_if_unknown=False) is CacheFileState.EXISTS:
                     return False
+                if not released and for_page:
+                    msg = (
+                        f"{file.name!r} is being generated by another process; it is shown "
+                        "as pending until it is ready."
+                    )
+                    raise MissingCacheFile(msg)
             return self._generate_locked(file, force, token)
 
-    def _generate_locked(self, file: ImageCacheFile, force: bool, token: str) -> bool:
+    def _generate_locked(
+        self, file: ImageCacheFile, force: bool, token: str, *, locked: bool = True
+    ) -> bool:
+        if locked:
+            _heartbeat.add(
+                self._state_cache(file), self.get_lock_key(file), token, self.lock_timeout
+            )
         try:
             if not force and file.storage.exists(file.name):
                 self.set_state(file, CacheFileState.EXISTS)
                 return False
             size = file._write()
+        except (SourceError, GenerationError) as exc:
+            self.remember_failure(file, exc)
+            raise
         except BaseException:
             self.forget(file)
             raise
@@ -271,7 +371,9 @@ class CachedFileBackend:
             file.app_state.file_memo.clear()
             return True
         finally:
-            self._release(file, token)
+            if locked:
+                _heartbeat.discard(self.get_lock_key(file), token)
+                self._release(file, token)
 
     def _acquire(self, file: ImageCacheFile, token: str) -> bool:
         key = self.get_lock_key(file)
@@ -282,15 +384,88 @@ class CachedFileBackend:
     def _release(self, file: ImageCacheFile, token: str) -> None:
         self._call(file, "release", self.get_lock_key(file), token)
 
-    def _wait_for_release(self, file: ImageCacheFile) -> None:
+    def _wait_for_release(self, file: ImageCacheFile, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the lock of ``file`` to go; True if it went."""
         key = self.get_lock_key(file)
-        deadline = time.monotonic() + self.lock_timeout + 1
+        deadline = time.monotonic() + seconds
         delay = 0.005
-        while time.monotonic() < deadline:
+        while True:
             if self._call(file, "lock_holder", key) in (None, _CACHE_FAILED):
-                return
-            time.sleep(delay)
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.2)
+
+
+def _warn_refused(cache: StateCache) -> None:
+    now = time.monotonic()
+    if cache.refused_warned_until > now:
+        return
+    cache.refused_warned_until = now + _RETRY_UNREACHABLE_AFTER
+    logger.warning(
+        "flask_imagekit: the state cache %r refuses writes (is its server down?); files are "
+        "generated inline without a shared lock meanwhile.",
+        cache,
+    )
+
+
+class _Heartbeat:
+    """Renews the GENERATING locks of running generations, so their TTL can stay short.
+
+    One daemon thread per process wakes up a few times per lock timeout and
+    extends every lock still held by this process; a process that dies stops
+    renewing, and its locks expire after ``lock_timeout``.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], tuple[StateCache, int, float]] = {}
+        self._wakeup = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, cache: StateCache, key: str, token: str, timeout: int) -> None:
+        with self._guard:
+            self._locks[(key, token)] = (cache, timeout, time.monotonic() + _renew_every(timeout))
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="flask_imagekit-lock-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, key: str, token: str) -> None:
+        with self._guard:
+            self._locks.pop((key, token), None)
+
+    def _run(self) -> None:
+        while True:
+            self._wakeup.wait(0.25)
+            now = time.monotonic()
+            with self._guard:
+                due = [
+                    (key, token, cache, timeout)
+                    for (key, token), (cache, timeout, at) in self._locks.items()
+                    if at <= now
+                ]
+                for key, token, cache, timeout in due:
+                    self._locks[(key, token)] = (cache, timeout, now + _renew_every(timeout))
+            for key, token, cache, timeout in due:
+                try:
+                    cache.refresh(key, token, timeout)
+                except Exception:  # a cache outage: the lock may lapse, generation goes on
+                    logger.debug("flask_imagekit: could not renew lock %s", key, exc_info=True)
+
+
+def _renew_every(timeout: int) -> float:
+    # cachelib rounds expiry times down to the second, so a lock may live only
+    # timeout - 1 seconds: renew three times within that.
+    return max(0.2, (timeout - 1) / 3)
+
+
+_heartbeat = _Heartbeat()
 
 
 @functools.cache
@@ -327,9 +502,22 @@ class Simple(CachedFileBackend):
     """Generate files inline, in the process that needs them."""
 
     def generate(self, file: ImageCacheFile, force: bool = False) -> None:
-        """Generate ``file`` now unless its state says it exists."""
-        if force or self.get_state(file) is not CacheFileState.EXISTS:
-            self.generate_now(file, force=force)
+        """Generate ``file`` now unless its state says it exists.
+
+        For a page (see :data:`rendering`), a generation that failed a short while
+        ago is not tried again: its error is raised at once.
+        """
+        if force:
+            self.generate_now(file, force=True)
+            return
+        state = self.get_state(file)
+        if state is CacheFileState.EXISTS:
+            return
+        if state is CacheFileState.FAILED and rendering.get():
+            error = self.failure(file)
+            if error is not None:
+                raise error
+        self.generate_now(file)
 
 
 class AsyncBackend(CachedFileBackend):
@@ -341,6 +529,9 @@ class AsyncBackend(CachedFileBackend):
     own app's registry (:func:`flask_imagekit.jobs.run_job`). Until the file
     exists, ``bool(file)`` is False.
     """
+
+    #: Files may be pending on a worker: ``bool()`` asks the state cache.
+    is_async = True
 
     def generate(self, file: ImageCacheFile, force: bool = False) -> None:
         """Schedule the generation of ``file`` unless it exists or is under way."""
