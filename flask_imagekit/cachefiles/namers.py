@@ -8,8 +8,10 @@ They follow django-imagekit's layout byte for byte for ordinary names:
 
 Source names come from users, so every name is rebuilt from cleaned components:
 no ``..``, no absolute paths, no NUL or control characters, no Windows device
-names, and no component longer than 255 bytes. Every name stays inside the
-cache file directory.
+names, no component longer than 255 bytes, at most 32 components and 1,024
+bytes in all (the deepest source folders are left out when needed: the hash
+still tells sources apart), and no file name that looks like a storage's temp
+file. Every name stays inside the cache file directory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 import typing as t
 
 from ..config import current_state_or_none
+from ..storage import MAX_NAME_BYTES, MAX_NAME_COMPONENTS, is_temporary_name
 from ..utils import format_for_name, output_extension
 
 __all__ = ["hash", "source_name_as_path", "source_name_dot_hash"]
@@ -86,6 +89,17 @@ def _join(*parts: str) -> str:
     return "/".join(part for part in parts if part)
 
 
+def _fit(prefix: str, dirs: list[str], tail: str) -> str:
+    """``prefix/dirs.../tail`` within the storages' limits, dropping the deepest dirs."""
+    room = MAX_NAME_COMPONENTS - len(prefix.split("/")) - 1
+    dirs = dirs[: max(room, 0)]
+    name = _join(prefix, *dirs, tail)
+    while dirs and len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        dirs.pop()
+        name = _join(prefix, *dirs, tail)
+    return name
+
+
 def source_name_as_path(generator: t.Any) -> str:
     """``<cache dir>/<source path without extension>/<hash><ext>``."""
     source_name = _source_name(generator)
@@ -93,7 +107,7 @@ def source_name_as_path(generator: t.Any) -> str:
     if source_name is not None and not _is_absolute(source_name):
         dirs = _clean_dirs(os.path.splitext(source_name)[0])
     ext = _clean_extension(output_extension(source_name, _output_format(generator)))
-    return _join(_cachefile_dir(), *dirs, f"{generator.get_hash()}{ext}")
+    return _fit(_cachefile_dir(), dirs, f"{generator.get_hash()}{ext}")
 
 
 def source_name_dot_hash(generator: t.Any) -> str:
@@ -106,9 +120,9 @@ def source_name_dot_hash(generator: t.Any) -> str:
     tail = f".{generator.get_hash()[:12]}{ext}"
     base = os.path.splitext(os.path.basename(source_name.replace("\\", "/")))[0]
     base = _clean_component(base, _MAX_COMPONENT_BYTES - len(tail.encode("utf-8")))
-    if base in ("", ".", ".."):
-        base = "_" + base
-    return _join(_cachefile_dir(), *dirs, f"{base}{tail}")
+    if base in ("", ".", "..") or is_temporary_name(base):
+        base = _truncate("_" + base, _MAX_COMPONENT_BYTES - len(tail.encode("utf-8")))
+    return _fit(_cachefile_dir(), dirs, f"{base}{tail}")
 
 
 def hash(generator: t.Any) -> str:  # noqa: A001 - django-imagekit's public name
