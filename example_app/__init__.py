@@ -13,6 +13,9 @@ What it shows (see each module):
 * :mod:`~example_app.sourcegroups`: a custom source group for
   ``flask imagekit generate``;
 * :mod:`~example_app.forms`: the WTForms ``ProcessedImageField``;
+* :mod:`~example_app.views`: uploads; an author belongs to the browser session
+  that created it, and refused uploads are explained in plain words (the
+  detail goes to the log);
 * the templates: the ``thumbnail`` and ``generateimage`` Jinja globals.
 """
 

@@ -3,9 +3,9 @@
 The photo goes through flask_imagekit's WTForms ``ProcessedImageField``: the
 upload is processed by the ``example_app:upload`` spec while the form
 validates, so a file that is not a usable image (not an image, truncated, too
-many pixels) becomes a validation error carrying flask_imagekit's message. The
-avatar is a plain file field; the model's ``ProcessedImageField`` column
-processes it when it is assigned.
+many pixels) becomes a validation error in plain words (flask_imagekit logs
+the detail). The avatar is a plain file field; the model's
+``ProcessedImageField`` column processes it when it is assigned.
 """
 
 from __future__ import annotations

@@ -9,23 +9,58 @@ After ``form.validate()``, ``form.avatar.data`` is the processed image as a
 werkzeug ``FileStorage`` whose filename has the output format's extension; a
 source that is not a usable image becomes a validation error. Assigned to a
 model's ``ProcessedImageField`` column, it is stored as is, not processed again.
+
+The validation error is in plain words for the visitor (see
+:func:`visitor_message`): no paths, file names or names of settings. The
+library's detailed message, which says what to configure, is logged as a
+warning and kept on the field as ``field.imagekit_error``.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
+import re
 import typing as t
 
 from werkzeug.datastructures import FileStorage
 from wtforms import FileField, ValidationError
 
-from .config import current_state
-from .exceptions import ImageKitError, ImproperlyConfigured
+from .config import current_state, current_state_or_none
+from .exceptions import ImageKitError, ImproperlyConfigured, MissingSource, SourceError
+from .imaging import DEFAULT_ALLOWED_FORMATS
 from .specs import ImageSpec
 from .utils import format_to_extension
 
-__all__ = ["ProcessedImageField", "ProcessedUpload"]
+__all__ = ["ProcessedImageField", "ProcessedUpload", "visitor_message"]
+
+logger = logging.getLogger(__name__)
+
+#: How formats are named to visitors, where it differs from Pillow's name.
+_FORMAT_NAMES = {"WEBP": "WebP", "MPO": "JPEG"}
+
+# File names are quoted in messages: a file called "corrupt.png" says nothing.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# (words in a SourceError's message, what a visitor is told), first match wins.
+_SOURCE_MESSAGES = (
+    (("is empty",), "The file is empty. Choose the image again."),
+    (("has no pixels",), "This image has no pixels. Choose another image."),
+    (
+        ("scans", "marker segments"),
+        "This JPEG is saved in a way we cannot use. Save it again as an ordinary JPEG "
+        "and upload that.",
+    ),
+    (
+        ("truncated", "corrupt", "could not decode"),
+        "The file is truncated or damaged. Upload the complete file again.",
+    ),
+    (
+        ("over the limit", "more pixels than"),
+        "This image is too large. Upload an image with fewer pixels.",
+    ),
+    (("could not read", "could not open"), "The file could not be read. Upload it again."),
+)
 
 
 class ProcessedUpload(FileStorage):
@@ -38,8 +73,12 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
     """A file field whose upload is processed by a spec when the form validates.
 
     Give a registered ``spec_id``, or ``processors``/``format``/``options`` for a
-    spec of its own.
+    spec of its own. A refused upload's error is shown in plain words; the
+    exception, with the detail, is :attr:`imagekit_error`.
     """
+
+    #: The error that refused the last upload (None if it was accepted).
+    imagekit_error: ImageKitError | None = None
 
     def __init__(
         self,
@@ -76,6 +115,7 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
 
     def post_validate(self, form: t.Any, validation_stopped: bool) -> None:
         """Process the upload once the other validators passed."""
+        self.imagekit_error = None
         upload: t.Any = getattr(self, "data", None)
         if validation_stopped or not isinstance(upload, FileStorage) or not upload:
             return
@@ -85,7 +125,14 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
         try:
             content = spec.generate()
         except ImageKitError as exc:
-            raise ValidationError(str(exc)) from exc
+            self.imagekit_error = exc
+            logger.warning(
+                "flask_imagekit: the upload %r of the field %r was refused: %s",
+                upload.filename,
+                self.name,
+                exc,
+            )
+            raise ValidationError(visitor_message(exc)) from exc
         fmt = spec.format or _format_of(content)
         stem = os.path.splitext(os.path.basename(upload.filename or "image"))[0] or "image"
         self.data = ProcessedUpload(
@@ -94,6 +141,32 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
             name=upload.name,
             content_type=_mimetype(fmt),
         )
+
+
+def visitor_message(error: ImageKitError) -> str:
+    """Say in plain words why an upload was refused with ``error``.
+
+    For the visitor who uploaded it: no paths, file names or names of settings,
+    only what they can do. Log ``error`` itself for the site's owner.
+    """
+    if isinstance(error, MissingSource):
+        return "No file was received. Choose the image again."
+    if not isinstance(error, SourceError):
+        return "Your image could not be saved right now. Please try again later."
+    text = _QUOTED.sub("", str(error)).lower()
+    for words, message in _SOURCE_MESSAGES:
+        if any(word in text for word in words):
+            return message
+    return f"This file is not an image we accept. Upload {_accepted_formats()} image."
+
+
+def _accepted_formats() -> str:
+    state = current_state_or_none()
+    formats = state.allowed_source_formats if state is not None else DEFAULT_ALLOWED_FORMATS
+    names = list(dict.fromkeys(_FORMAT_NAMES.get(fmt, fmt) for fmt in formats))
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    article = "an" if listed[:1] in "AEIOU" else "a"
+    return f"{article} {listed}"
 
 
 def _format_of(content: io.BytesIO) -> str:

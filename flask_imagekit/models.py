@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeDecorator
 
 from .cachefiles import ImageCacheFile
 from .config import current_state, current_state_or_none
-from .exceptions import ImproperlyConfigured
+from .exceptions import ImproperlyConfigured, StorageError
 from .registry import default_registry
 from .signals import source_changed, source_created, source_deleted
 from .sources import SourceFile
@@ -127,14 +127,10 @@ class ImageSpecField:
             # Redefining the model (tests, factories, reloads) replaces the old spec.
             default_registry.register_generator(self.spec_id, spec_class, replace=True)
         assert self.spec_id is not None
-        group = ImageFieldSourceGroup(owner, self.source)
+        group = ImageFieldSourceGroup(owner, self.source)  # watches the column
         default_registry.replace_source_groups(self.spec_id, lambda other: other == group)
         default_registry.register_source_group(self.spec_id, group)
-        groups = _watched.setdefault(owner, {}).setdefault(self.source, [])
-        if group not in groups:
-            groups.append(group)
         _fields.setdefault(owner, []).append(self)
-        _listen()
 
     @t.overload
     def __get__(self, instance: None, owner: type) -> ImageSpecField: ...
@@ -205,6 +201,30 @@ def _listen() -> None:
         event.listen(Session, "after_transaction_end", _after_transaction_end)
         event.listen(Mapper, "mapper_configured", _mapper_configured)
         _listening = True
+
+
+def watch_source_group(group: ImageFieldSourceGroup) -> None:
+    """Send source signals for ``group``'s column from now on (idempotent)."""
+    groups = _watched.setdefault(group.model_class, {}).setdefault(group.image_field, [])
+    if group not in groups:
+        groups.append(group)
+    _listen()
+    # Models mapped before the group was made get their listeners now.
+    for cls in _mapped_descendants(group.model_class):
+        _attach_watchers(cls)
+
+
+def _mapped_descendants(model_class: type) -> list[type]:
+    found: list[type] = []
+    pending = [model_class]
+    while pending:
+        cls = pending.pop()
+        if cls in found:
+            continue
+        if inspect(cls, raiseerr=False) is not None:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 def _watched_attrs(instance: object) -> dict[str, list[ImageFieldSourceGroup]]:
@@ -432,11 +452,33 @@ class StoredImageType(TypeDecorator[str]):
     def process_result_value(self, value: str | None, dialect: t.Any) -> StoredImage | None:
         return StoredImage(value, self.storage) if value is not None else None
 
-    def store(self, instance: object, upload: t.Any) -> StoredImage:
+    @property
+    def max_length(self) -> int | None:
+        """The most characters the column holds (None: no limit)."""
+        length: int | None = getattr(self.impl, "length", None)
+        return length
+
+    def check_length(self, name: str, *, where: str = "the column") -> None:
+        """Raise :class:`StorageError` if ``name`` does not fit in the column."""
+        length = self.max_length
+        if length is None or len(name) <= length:
+            return
+        msg = (
+            f"The stored name {_shown(name)} is {len(name)} characters, too long for {where} "
+            f"(at most {length}). Use a shorter upload_to, or a longer column with "
+            "ProcessedImageField(..., length=...) and a migration of the table."
+        )
+        raise StorageError(msg)
+
+    def store(self, instance: object, upload: t.Any, *, attname: str | None = None) -> StoredImage:
         """Process ``upload`` with the spec and save it; return the stored name.
 
         An upload a form already processed (``imagekit_processed``) is saved as is.
+        A file name too long for the column is shortened (its extension and the
+        ``upload_to`` part are kept); if even that cannot fit, :class:`StorageError`
+        is raised and nothing is stored.
         """
+        where = f"the column {type(instance).__name__}.{attname}" if attname else "the column"
         source = SourceFile(_upload_name(upload), file=_binary(upload))
         if getattr(upload, "imagekit_processed", False):
             with source.open() as fp:
@@ -446,13 +488,58 @@ class StoredImageType(TypeDecorator[str]):
             spec = self.spec(source=source)
             content = spec.generate()
             filename = _target_name(source.name or "image", spec.format or _detect_format(content))
-        upload_to = self.upload_to
-        name = upload_to(instance, filename) if callable(upload_to) else f"{upload_to}/{filename}"
+        name = self._fitting_name(instance, filename, where)
         storage = self.storage
         if storage is None:
             storage = current_state().source_storage
-        stored = storage.save(name.strip("/"), content, overwrite=False)
+        stored = storage.save(name, content, overwrite=False)
+        try:
+            # The storage may have added a suffix to a name that was taken.
+            self.check_length(stored, where=where)
+        except StorageError:
+            try:
+                storage.delete(stored)
+            except Exception:
+                logger.warning(
+                    "flask_imagekit: could not delete the refused %r", stored, exc_info=True
+                )
+            raise
         return StoredImage(stored, self.storage)
+
+    def _name_for(self, instance: object, filename: str) -> str:
+        upload_to = self.upload_to
+        name = upload_to(instance, filename) if callable(upload_to) else f"{upload_to}/{filename}"
+        return name.strip("/")
+
+    def _fitting_name(self, instance: object, filename: str, where: str) -> str:
+        """The name for ``filename``, its stem shortened until the name fits the column."""
+        name = self._name_for(instance, filename)
+        length = self.max_length
+        if length is None:
+            return name
+        stem, ext = os.path.splitext(filename)
+        # Leave room for the suffix a storage adds to a taken name when the stem
+        # can spare it; else settle for a name that fits only while it is free.
+        for room in (_SUFFIX_ROOM, 0):
+            if len(name) + room <= length:
+                return name
+            keep = len(stem) - (len(name) + room - length)
+            if keep >= 1:
+                shorter = self._name_for(
+                    instance, f"{stem[:keep].rstrip('._-') or stem[:keep]}{ext}"
+                )
+                if len(shorter) + room <= length:
+                    return shorter
+        self.check_length(name, where=where)
+        return name
+
+
+# "_" and 7 random characters: what a storage adds to a name that is taken.
+_SUFFIX_ROOM = 8
+
+
+def _shown(name: str) -> str:
+    return repr(name) if len(name) <= 80 else f"{name[:60]!r}..."
 
 
 def _upload_name(upload: t.Any) -> str | None:
@@ -510,10 +597,21 @@ def _one_of(*groups: ImageFieldSourceGroup) -> t.Callable[[t.Any], bool]:
 
 
 def _adopt_mixin_fields(class_: type) -> None:
-    """Give fields declared on an unmapped mixin a source group of the mapped class."""
+    """Give fields declared on an unmapped mixin a source group of the mapped class.
+
+    Only the outermost mapped class that inherits the mixin gets the group: its
+    query and its listeners cover the rows of its mapped subclasses, so a row
+    is listed and announced once.
+    """
     for cls in class_.__mro__[1:]:
         if cls not in _fields or inspect(cls, raiseerr=False) is not None:
             continue
+        if any(
+            cls in ancestor.__mro__ and inspect(ancestor, raiseerr=False) is not None
+            for ancestor in class_.__mro__[1:]
+            if ancestor is not cls
+        ):
+            continue  # adopted by a mapped ancestor
         for field in _fields[cls]:
             assert field.spec_id is not None
             mixin_group = ImageFieldSourceGroup(cls, field.source)
@@ -523,27 +621,38 @@ def _adopt_mixin_fields(class_: type) -> None:
             groups = _watched.setdefault(class_, {}).setdefault(field.source, [])
             if group not in groups:
                 groups.append(group)
-        _watched.pop(cls, None)
+            # The mixin's own group of this field now speaks through the mapped class.
+            mixin_groups = _watched.get(cls, {}).get(field.source, [])
+            if mixin_group in mixin_groups:
+                mixin_groups.remove(mixin_group)
 
 
 def _mapper_configured(mapper: Mapper[t.Any], class_: type) -> None:
     _adopt_mixin_fields(class_)
-    watched = any(cls in _watched for cls in class_.__mro__)
-    if watched:
-        if not event.contains(class_, "before_delete", _before_delete):
-            event.listen(class_, "before_delete", _before_delete)
-        for attr in _watched_attrs_of_class(class_):
-            attribute = getattr(class_, attr)
-            # The old value must be loaded when a new one is set, even on an
-            # expired row, so the old source can be reported as deleted.
-            if not event.contains(attribute, "set", _noop_set):
-                event.listen(attribute, "set", _noop_set, active_history=True)
+    _attach_watchers(class_)
     for prop in mapper.column_attrs:
         for column in prop.columns:
             if isinstance(getattr(column, "type", None), StoredImageType):
                 attribute = getattr(class_, prop.key)
                 if not event.contains(attribute, "set", _on_set):
                     event.listen(attribute, "set", _on_set, retval=True)
+
+
+def _attach_watchers(class_: type) -> None:
+    """Listen to deletes and source changes of a mapped class with watched columns."""
+    attrs = _watched_attrs_of_class(class_)
+    if not attrs:
+        return
+    if not event.contains(class_, "before_delete", _before_delete):
+        event.listen(class_, "before_delete", _before_delete)
+    for attr in attrs:
+        attribute = getattr(class_, attr, None)
+        if attribute is None or not hasattr(attribute, "property"):
+            continue  # not a mapped attribute of this class
+        # The old value must be loaded when a new one is set, even on an
+        # expired row, so the old source can be reported as deleted.
+        if not event.contains(attribute, "set", _noop_set):
+            event.listen(attribute, "set", _noop_set, active_history=True)
 
 
 def _watched_attrs_of_class(class_: type) -> set[str]:
@@ -555,10 +664,15 @@ def _noop_set(target: object, value: t.Any, oldvalue: t.Any, initiator: t.Any) -
 
 
 def _on_set(target: object, value: t.Any, oldvalue: t.Any, initiator: t.Any) -> t.Any:
-    if value is None or isinstance(value, str):
+    if value is None:
         return value
     column_type = _column_type(type(target), initiator.key)
-    stored = column_type.store(target, value)
+    where = f"the column {type(target).__name__}.{initiator.key}"
+    if isinstance(value, str):
+        # Refused here on every database, not only by those that check at commit.
+        column_type.check_length(value, where=where)
+        return value
+    stored = column_type.store(target, value, attname=initiator.key)
     _pending_stored.add(target, column_type.storage or _source_storage(), stored.name)
     return stored
 
@@ -590,6 +704,12 @@ def ProcessedImageField(  # noqa: N802 - django-imagekit's public name
     ``(instance, filename) -> name``) with the extension of the output format;
     the column keeps the stored name. A string is stored unchanged. If the
     transaction rolls back, the stored file is deleted.
+
+    Names must fit in ``length`` characters: an uploaded file's name is
+    shortened to fit (a function ``upload_to`` is then called again with the
+    shorter file name), and a name that cannot fit raises
+    :class:`~flask_imagekit.exceptions.StorageError` when it is assigned,
+    before anything is stored or committed.
     """
     given = {"format": format, "options": options, "autoconvert": autoconvert}
     # Only what was given: a ``spec=`` class keeps its own settings otherwise.

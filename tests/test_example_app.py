@@ -484,30 +484,66 @@ def test_upload_form_page(gallery_app: Flask) -> None:
     assert "30,000,000 pixels" in html
 
 
+def error_messages(html: str) -> list[str]:
+    return re.findall(r'<p class="error" role="alert">([^<]*)</p>', html)
+
+
+def assert_nothing_internal(app: Flask, html: str) -> None:
+    """Visitors see neither the server's paths nor the names of settings."""
+    assert app.config["IMAGEKIT_MEDIA_ROOT"] not in html
+    assert app.instance_path not in html
+    assert "IMAGEKIT_" not in html
+    assert "Traceback" not in html
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(
+        record.getMessage() + (str(record.exc_info[1]) if record.exc_info else "")
+        for record in caplog.records
+    )
+
+
 @pytest.mark.parametrize(
-    ("image", "message"),
+    ("image", "message", "detail"),
     [
         pytest.param(
-            (b"Dear diary: I uploaded a text file.", "notes.txt"), "not an image", id="text"
+            (b"Dear diary: I uploaded a text file.", "notes.txt"),
+            "This file is not an image we accept. Upload a JPEG, PNG, GIF, WebP",
+            "IMAGEKIT_ALLOWED_SOURCE_FORMATS",
+            id="text",
         ),
-        pytest.param((b"", "empty.png"), "empty", id="empty"),
-        pytest.param((png()[:2000], "cut.png"), "truncated", id="truncated"),
-        pytest.param(None, "Choose a photo to upload.", id="missing"),
+        pytest.param((b"", "empty.png"), "The file is empty.", "'empty.png' is empty", id="empty"),
+        pytest.param(
+            (png()[:2000], "cut.png"),
+            "The file is truncated or damaged.",
+            "cut.png",
+            id="truncated",
+        ),
+        pytest.param(None, "Choose a photo to upload.", None, id="missing"),
     ],
 )
-def test_upload_shows_the_librarys_error(
-    gallery_app: Flask, image: tuple[bytes, str] | None, message: str
+def test_upload_errors_are_plain_words_and_the_detail_is_logged(
+    gallery_app: Flask,
+    caplog: pytest.LogCaptureFixture,
+    image: tuple[bytes, str] | None,
+    message: str,
+    detail: str | None,
 ) -> None:
+    caplog.set_level("WARNING")
     response = upload(gallery_app, image=image)
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    errors = re.findall(r'<p class="error" role="alert">([^<]*)</p>', html)
+    errors = error_messages(html)
     assert any(message in error for error in errors), errors
+    assert_nothing_internal(gallery_app, html)
+    if detail is not None:
+        assert detail in logged(caplog)
     assert count_photos(gallery_app) == 0
     assert stored_files(gallery_app, "photos") == []
 
 
-def test_upload_over_the_pixel_limit(gallery_app: Flask) -> None:
+def test_upload_over_the_pixel_limit(gallery_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING")
     gallery_app.config["IMAGEKIT_MAX_SOURCE_PIXELS"] = 30_000_000
     # 8000 x 4000 = 32 MP, but only a few kB as a PNG: refused from its header.
     big = encode(Image.new("L", (8000, 4000), 128), "PNG")
@@ -515,7 +551,9 @@ def test_upload_over_the_pixel_limit(gallery_app: Flask) -> None:
     response = upload(gallery_app, image=(big, "huge.png"))
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert "over the limit of 30,000,000 (IMAGEKIT_MAX_SOURCE_PIXELS)" in html
+    assert any("This image is too large." in error for error in error_messages(html))
+    assert_nothing_internal(gallery_app, html)
+    assert "over the limit of 30,000,000 (IMAGEKIT_MAX_SOURCE_PIXELS)" in logged(caplog)
     assert count_photos(gallery_app) == 0
 
 
@@ -527,22 +565,138 @@ def test_upload_over_max_content_length(gallery_app: Flask) -> None:
     assert count_photos(gallery_app) == 0
 
 
-def test_bad_avatar_keeps_nothing(gallery_app: Flask) -> None:
+def test_bad_avatar_keeps_nothing(gallery_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING")
     response = upload(
         gallery_app, image=(png(), "ok.png"), avatar=(b"not a picture", "me.gif"), author="Jo"
     )
     assert response.status_code == 400
-    assert "not an image" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert any("This file is not an image we accept." in e for e in error_messages(html)), html
+    assert_nothing_internal(gallery_app, html)
+    assert "IMAGEKIT_ALLOWED_SOURCE_FORMATS" in logged(caplog)
     assert count_photos(gallery_app) == 0
     assert stored_files(gallery_app, "photos") == []
     assert stored_files(gallery_app, "avatars") == []
 
 
-def test_upload_needs_the_csrf_token(gallery_app: Flask) -> None:
-    gallery_app.config["WTF_CSRF_ENABLED"] = True
-    response = upload(gallery_app, image=(png(), "ok.png"))
-    assert response.status_code == 400
+@pytest.mark.parametrize("folder", ["photos", "avatars"])
+def test_storage_error_shows_plain_words_and_logs_the_detail(
+    gallery_app: Flask, caplog: pytest.LogCaptureFixture, folder: str
+) -> None:
+    caplog.set_level("WARNING")
+    media = Path(gallery_app.config["IMAGEKIT_MEDIA_ROOT"])
+    media.mkdir(parents=True, exist_ok=True)
+    (media / folder).write_text("a file where the folder should be")
+    response = upload(
+        gallery_app, image=(png(), "ok.png"), avatar=(png((300, 200)), "me.png"), author="Jo"
+    )
+    assert response.status_code == 500
+    html = response.get_data(as_text=True)
+    assert "could not be saved" in html
+    assert_nothing_internal(gallery_app, html)
+    assert str(media) in logged(caplog)  # the detail is for the logs
     assert count_photos(gallery_app) == 0
+    from example_app.extensions import db
+    from example_app.models import Author
+
+    with gallery_app.app_context():
+        assert db.session.scalars(select(Author)).all() == []
+    for other in {"photos", "avatars"} - {folder}:
+        assert not (media / other).exists() or stored_files(gallery_app, other) == []
+
+
+# Who may change an author ------------------------------------------------------------------
+
+
+def author_avatar(app: Flask, name: str) -> tuple[str | None, bytes | None]:
+    """The stored name of ``name``'s avatar and its bytes."""
+    from example_app.extensions import db
+    from example_app.models import Author
+
+    with app.app_context():
+        author = db.session.scalars(select(Author).where(Author.name == name)).one()
+        if author.avatar is None:
+            return None, None
+        with author.avatar.open() as fp:
+            return author.avatar.name, fp.read()
+
+
+def test_only_the_session_that_created_an_author_can_change_it(gallery_app: Flask) -> None:
+    mine, theirs = gallery_app.test_client(), gallery_app.test_client()
+    first = upload(
+        gallery_app, mine, image=(png(), "a.png"), avatar=(png((300, 200)), "me.png"), author="Jo"
+    )
+    assert first.status_code == 302
+    before = author_avatar(gallery_app, "Jo")
+    assert before[0] is not None
+
+    for avatar in [(png((200, 300), "shapes"), "not-jo.png"), None]:
+        refused = upload(gallery_app, theirs, image=(png(), "b.png"), avatar=avatar, author=" Jo ")
+        assert refused.status_code == 400
+        html = refused.get_data(as_text=True)
+        assert any("The name “Jo” is taken" in e for e in error_messages(html)), html
+        assert author_avatar(gallery_app, "Jo") == before
+        assert count_photos(gallery_app) == 1
+        assert stored_files(gallery_app, "avatars") == [before[0].split("/", 1)[1]]
+        assert stored_files(gallery_app, "photos") == ["a.jpg"]
+
+    again = upload(
+        gallery_app,
+        mine,
+        image=(png(), "c.png"),
+        avatar=(png((99, 99), "waves"), "new.png"),
+        author="Jo",
+    )
+    assert again.status_code == 302
+    after = author_avatar(gallery_app, "Jo")
+    assert after[0] != before[0]
+    assert after[1] != before[1]
+    assert count_photos(gallery_app) == 2
+
+
+def test_seeded_authors_belong_to_no_visitor(seeded: Flask) -> None:
+    before = author_avatar(seeded, "Ada Lovelace")
+    response = upload(
+        seeded, image=(png(), "b.png"), avatar=(png((300, 200)), "x.png"), author="Ada Lovelace"
+    )
+    assert response.status_code == 400
+    assert "is taken" in response.get_data(as_text=True)
+    assert author_avatar(seeded, "Ada Lovelace") == before
+    assert count_photos(seeded) == 2
+
+
+def session_cookie(app: Flask, data: dict[str, t.Any], secret_key: str | None = None) -> str:
+    """A session cookie holding ``data``, signed with ``secret_key`` (the app's by default)."""
+    signer = Flask("signer")
+    signer.secret_key = secret_key or app.secret_key
+    serializer = signer.session_interface.get_signing_serializer(signer)  # type: ignore[attr-defined]
+    return str(serializer.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("owned", "secret_key"),
+    [
+        pytest.param([[1, "Jo"]], "not the app's key", id="signed-with-another-key"),
+        pytest.param([[1, "Someone before a reset"]], None, id="same-id-other-name"),
+    ],
+)
+def test_a_session_that_did_not_create_the_author_owns_nothing(
+    gallery_app: Flask, owned: list[t.Any], secret_key: str | None
+) -> None:
+    from example_app.views import OWNED_AUTHORS
+
+    mine = gallery_app.test_client()
+    assert upload(gallery_app, mine, image=(png(), "a.png"), author="Jo").status_code == 302
+    theirs = gallery_app.test_client()
+    theirs.set_cookie("session", session_cookie(gallery_app, {OWNED_AUTHORS: owned}, secret_key))
+    response = upload(
+        gallery_app, theirs, image=(png(), "b.png"), avatar=(png((300, 200)), "x.png"), author="Jo"
+    )
+    assert response.status_code == 400
+    assert "is taken" in response.get_data(as_text=True)
+    assert author_avatar(gallery_app, "Jo") == (None, None)
+    assert count_photos(gallery_app) == 1
 
 
 # flask imagekit generate, and the demo ---------------------------------------------------

@@ -70,7 +70,7 @@ def test_upload_is_processed_on_validation(
     [
         (b"hello, I am text", "notes.txt", "not an image"),
         (b"", "empty.png", "empty"),
-        (encode(Image.new("L", (2000, 1000)), "PNG"), "huge.png", "IMAGEKIT_MAX_SOURCE_PIXELS"),
+        (encode(Image.new("L", (2000, 1000)), "PNG"), "huge.png", "too large"),
         (encode(photo(), "JPEG")[:400], "cut.jpg", "truncated"),
     ],
 )

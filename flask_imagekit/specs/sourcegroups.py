@@ -21,12 +21,21 @@ class ImageFieldSourceGroup:
     batches of ``batch_size`` rows from a session of its own, so memory stays
     flat however many rows there are. Each source carries its row, so dynamic
     specs can call :func:`~flask_imagekit.utils.get_field_info` on it.
+
+    As in django-imagekit, creating the group watches the column: rows inserted,
+    changed or deleted send ``source_created``/``source_changed``/
+    ``source_deleted`` after commit, whether or not the model has an
+    ``ImageSpecField``. ``model_class`` may be an abstract base or a mixin: the
+    group covers every mapped model that inherits the column.
     """
 
     def __init__(self, model_class: type[t.Any], image_field: str, batch_size: int = 500) -> None:
         self.model_class = model_class
         self.image_field = image_field
         self.batch_size = batch_size
+        from ..models import watch_source_group
+
+        watch_source_group(self)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -64,33 +73,60 @@ class ImageFieldSourceGroup:
         from sqlalchemy import select
         from sqlalchemy.orm import Session
 
-        column = getattr(self.model_class, self.image_field)
-        bind = _session_bind(self.model_class)
-        statement = (
-            select(self.model_class)
-            .where(column.is_not(None), column != "")
-            .execution_options(yield_per=self.batch_size)
-        )
-        with Session(bind=bind) as session:
-            for instance in session.scalars(statement):
-                name = getattr(instance, self.image_field)
-                yield SourceFile(str(name), instance=instance, attname=self.image_field)
-                # Rows already yielded need not stay in the identity map.
-                session.expunge(instance)
+        for model in mapped_models(self.model_class):
+            column = getattr(model, self.image_field)
+            statement = (
+                select(model)
+                .where(column.is_not(None), column != "")
+                .execution_options(yield_per=self.batch_size)
+            )
+            with Session(bind=_session_bind(model)) as session:
+                for instance in session.scalars(statement):
+                    name = getattr(instance, self.image_field)
+                    yield SourceFile(str(name), instance=instance, attname=self.image_field)
+                    # Rows already yielded need not stay in the identity map.
+                    session.expunge(instance)
 
     def count(self) -> int:
         """How many rows have a source."""
         from sqlalchemy import func, select
         from sqlalchemy.orm import Session
 
-        column = getattr(self.model_class, self.image_field)
-        statement = (
-            select(func.count())
-            .select_from(self.model_class)
-            .where(column.is_not(None), column != "")
-        )
-        with Session(bind=_session_bind(self.model_class)) as session:
-            return int(session.scalar(statement) or 0)
+        total = 0
+        for model in mapped_models(self.model_class):
+            column = getattr(model, self.image_field)
+            statement = (
+                select(func.count()).select_from(model).where(column.is_not(None), column != "")
+            )
+            with Session(bind=_session_bind(model)) as session:
+                total += int(session.scalar(statement) or 0)
+        return total
+
+
+def mapped_models(model_class: type[t.Any]) -> list[type[t.Any]]:
+    """The mapped models whose queries cover every row of ``model_class``'s column.
+
+    A mapped class is its own answer (its query includes the rows of its mapped
+    subclasses). An abstract base or a mixin gives its outermost mapped
+    descendants, as django-imagekit's ``get_nonabstract_descendants`` does.
+    """
+    from sqlalchemy import inspect
+
+    if inspect(model_class, raiseerr=False) is not None:
+        return [model_class]
+    found: list[type[t.Any]] = []
+    pending = list(model_class.__subclasses__())
+    seen: set[type[t.Any]] = set()
+    while pending:
+        cls = pending.pop(0)
+        if cls in seen:
+            continue
+        seen.add(cls)
+        if inspect(cls, raiseerr=False) is not None:
+            found.append(cls)
+        else:
+            pending.extend(cls.__subclasses__())
+    return found
 
 
 def _session_bind(model_class: type[t.Any]) -> t.Any:

@@ -26,7 +26,7 @@ from example_app.specs import (
 from .conftest import LiveServer
 
 if t.TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Browser, Locator, Page
 
 pytestmark = pytest.mark.browser
 
@@ -160,8 +160,46 @@ def test_text_file_upload_shows_the_error(
     error = page.locator(".field.has-error .error")
     assert error.count() == 1
     message = error.inner_text()
-    assert "notes.txt" in message
-    assert "is not an image in an allowed format" in message
+    assert message.startswith("This file is not an image we accept. Upload a JPEG, PNG")
+    content = page.content()
+    assert "IMAGEKIT_" not in content  # settings and paths are for the server's log
+    assert str(live_server.instance) not in content
     assert page.get_by_label("Title").input_value() == "Not a photo"  # kept for another try
     assert page.url == live_server.url + "upload"
     screenshot(page, tmp_path / "upload-error.png")
+
+
+def test_another_visitor_cannot_take_an_authors_name(
+    browser: Browser, live_server: LiveServer, tmp_path: Path
+) -> None:
+    photo = tmp_path / "dunes.png"
+    draw("waves", (800, 600), seed=9).save(photo)
+    me = tmp_path / "me.png"
+    avatar("Sam").save(me)
+
+    def submit(page: Page, avatar_file: Path) -> int:
+        page.goto(live_server.url + "upload")
+        page.get_by_label("Title").fill("Dunes")
+        page.get_by_label("Photo", exact=True).set_input_files(photo)
+        page.get_by_label("Your name").fill("Sam Visitor")
+        page.get_by_label("Your avatar").set_input_files(avatar_file)
+        with page.expect_response(
+            lambda r: r.url.endswith("/upload") and r.request.method == "POST"
+        ) as posted:
+            page.get_by_role("button", name="Upload").click()
+        return posted.value.status
+
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(2)]
+    try:
+        mine, theirs = (context.new_page() for context in contexts)
+        assert submit(mine, me) == 302  # the name is new: this browser's from now on
+        assert submit(theirs, me) == 400  # another browser (another session cookie)
+        error = theirs.locator(".field.has-error .error")
+        assert error.inner_text() == (
+            "The name “Sam Visitor” is taken by another visitor. Choose another name."
+        )
+        screenshot(theirs, tmp_path / "name-taken.png")
+        assert submit(mine, me) == 302  # still this browser's
+    finally:
+        for context in contexts:
+            context.close()
