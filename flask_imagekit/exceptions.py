@@ -11,6 +11,7 @@ __all__ = [
     "GenerationError",
     "ImageKitError",
     "ImproperlyConfigured",
+    "JobRefused",
     "MissingCacheFile",
     "MissingSource",
     "NotRegistered",
@@ -19,6 +20,7 @@ __all__ = [
     "SuspiciousName",
     "UnknownExtension",
     "UnknownFormat",
+    "UnstoredSource",
 ]
 
 
@@ -68,3 +70,15 @@ class UnknownFormat(ImageKitError, ValueError):
 
 class UnknownExtension(ImageKitError, ValueError):
     """A file extension does not belong to any image format Pillow knows."""
+
+
+class UnstoredSource(ImageKitError, ValueError):
+    """A backend that generates on workers was given a source they cannot read.
+
+    Workers read sources by name from the source storage, so an upload, an open
+    file or a filesystem path has to be stored first.
+    """
+
+
+class JobRefused(ImageKitError):
+    """A worker refused a job: its signature or its fields are not what a scheduler sends."""

@@ -8,7 +8,9 @@ Needs the ``wtforms`` extra (``pip install imagekit-flask[wtforms]``)::
 After ``form.validate()``, ``form.avatar.data`` is the processed image as a
 werkzeug ``FileStorage`` whose filename has the output format's extension; a
 source that is not a usable image becomes a validation error. Assigned to a
-model's ``ProcessedImageField`` column, it is stored as is, not processed again.
+model's ``ProcessedImageField`` column with the same spec, it is stored as is,
+not processed again; a column with another spec processes the original upload
+with its own spec.
 
 The validation error is in plain words for the visitor (see
 :func:`visitor_message`): no paths, file names or names of settings. The
@@ -28,9 +30,12 @@ from werkzeug.datastructures import FileStorage
 from wtforms import FileField, ValidationError
 
 from .config import current_state, current_state_or_none
-from .exceptions import ImageKitError, ImproperlyConfigured, MissingSource, SourceError
+from .exceptions import ImageKitError, MissingSource, SourceError
 from .imaging import DEFAULT_ALLOWED_FORMATS
+from .models import spec_signature
+from .registry import default_registry
 from .specs import ImageSpec
+from .specs.hashing import canonical
 from .utils import format_to_extension
 
 __all__ = ["ProcessedImageField", "ProcessedUpload", "visitor_message"]
@@ -64,17 +69,26 @@ _SOURCE_MESSAGES = (
 
 
 class ProcessedUpload(FileStorage):
-    """An upload already processed by a spec (model columns store it unchanged)."""
+    """An upload already processed by a spec.
+
+    A model column with the same spec stores it unchanged; one with another spec
+    processes :attr:`imagekit_original` (the upload as it was received) instead.
+    """
 
     imagekit_processed = True
+    #: What made it (see :func:`flask_imagekit.models.spec_signature`).
+    imagekit_spec: str | None = None
+    #: The upload before processing.
+    imagekit_original: FileStorage | None = None
 
 
 class ProcessedImageField(FileField):  # type: ignore[misc]
     """A file field whose upload is processed by a spec when the form validates.
 
     Give a registered ``spec_id``, or ``processors``/``format``/``options`` for a
-    spec of its own. A refused upload's error is shown in plain words; the
-    exception, with the detail, is :attr:`imagekit_error`.
+    spec of its own; with both (django-imagekit's form usage), the spec is
+    registered under ``spec_id``. A refused upload's error is shown in plain
+    words; the exception, with the detail, is :attr:`imagekit_error`.
     """
 
     #: The error that refused the last upload (None if it was accepted).
@@ -93,19 +107,20 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
         **kwargs: t.Any,
     ) -> None:
         super().__init__(label, validators, **kwargs)
-        if spec_id and (processors is not None or format or options):
-            msg = "ProcessedImageField takes spec_id= or processors/format/options, not both."
-            raise ImproperlyConfigured(msg)
         self.spec_id = spec_id
         self.spec_class: type[ImageSpec] | None = None
-        if not spec_id:
+        if not spec_id or processors is not None or format or options:
             attrs = {
                 "processors": list(processors or ()),
                 "format": format,
                 "options": options,
                 "autoconvert": autoconvert,
             }
-            self.spec_class = type("ProcessedImageFieldSpec", (ImageSpec,), attrs)
+            self.spec_class = _spec_class(attrs)
+            if spec_id:
+                # As django-imagekit does: the field's spec becomes a registered one.
+                default_registry.register_generator(spec_id, self.spec_class, replace=True)
+                self.spec_class = None
 
     def _spec(self, upload: FileStorage) -> t.Any:
         if self.spec_id:
@@ -135,12 +150,28 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
             raise ValidationError(visitor_message(exc)) from exc
         fmt = spec.format or _format_of(content)
         stem = os.path.splitext(os.path.basename(upload.filename or "image"))[0] or "image"
-        self.data = ProcessedUpload(
+        processed = ProcessedUpload(
             stream=content,
             filename=f"{stem}{format_to_extension(fmt)}",
             name=upload.name,
             content_type=_mimetype(fmt),
         )
+        processed.imagekit_spec = spec_signature(spec)
+        processed.imagekit_original = upload
+        self.data = processed
+
+
+# WTForms builds its fields again for every form instance: one class per settings,
+# so registering it again is a no-op.
+_spec_classes: dict[str, type[ImageSpec]] = {}
+
+
+def _spec_class(attrs: dict[str, t.Any]) -> type[ImageSpec]:
+    key = canonical(attrs)
+    cls = _spec_classes.get(key)
+    if cls is None:
+        cls = _spec_classes[key] = type("ProcessedImageFieldSpec", (ImageSpec,), attrs)
+    return cls
 
 
 def visitor_message(error: ImageKitError) -> str:

@@ -5,29 +5,45 @@
 processor says what size it resizes to: JPEGs are decoded at a reduced scale
 (keeping a margin over the output) and the crop happens inside the resize.
 ``prepare_image`` and ``save_image`` encode for the web: modes fixed per format,
-the ICC profile kept, EXIF/XMP/comments dropped.
+colours converted to sRGB from the source's ICC profile (after the resize, on the
+small image), no profile, EXIF, XMP or comments written.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import functools
+import hashlib
 import io
 import math
 import os
+import re
+import struct
 import threading
 import typing as t
 
 from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from .exceptions import SourceError
-from .processors.base import ResizePlan, plan_processors
+from .processors.base import (
+    ResizePlan,
+    copies,
+    image_bytes,
+    plan_processors,
+    processor_cost,
+    resize_cost,
+)
 
 __all__ = [
     "DEFAULT_ALLOWED_FORMATS",
     "DEFAULT_MAX_DECODE_BYTES",
+    "DEFAULT_MAX_OUTPUT_PIXELS",
     "DRAFT_MARGIN",
+    "check_pipeline",
     "decode",
     "decode_many",
+    "encode_cost",
     "exif_orientation",
     "open_image",
     "prepare_image",
@@ -44,7 +60,7 @@ DEFAULT_ALLOWED_FORMATS: tuple[str, ...] = tuple(
 
 #: Sources whose decoding is estimated to need more memory are refused.
 DEFAULT_MAX_DECODE_BYTES = 224 * 2**20
-# Outputs and intermediates above this many pixels are refused before allocating.
+#: Outputs and intermediates above this many pixels are refused before allocating.
 DEFAULT_MAX_OUTPUT_PIXELS = 25_000_000
 
 #: The reduced-scale decode keeps at least this many source pixels per output
@@ -236,17 +252,74 @@ def _check_scans(fp: t.IO[bytes], what: str) -> None:
     """Refuse progressive JPEGs with so many scans that decoding takes too long."""
     position = fp.tell()
     try:
-        fp.seek(0)
-        # Entropy-coded data escapes 0xFF as 0xFF00, so this counts real SOS markers.
-        scans = fp.read().count(b"\xff\xda")
+        scans, segments = _count_jpeg_scans(fp, MAX_JPEG_SCANS)
     finally:
         fp.seek(position)
     if scans > MAX_JPEG_SCANS:
         msg = (
-            f"{what} is a progressive JPEG of {scans} scans (at most {MAX_JPEG_SCANS} are "
-            "decoded). Save it again as a baseline or ordinary progressive JPEG."
+            f"{what} is a progressive JPEG of more than {MAX_JPEG_SCANS} scans (at most "
+            f"{MAX_JPEG_SCANS} are decoded). Save it again as a baseline or ordinary "
+            "progressive JPEG."
         )
         raise SourceError(msg)
+    if segments > _MAX_JPEG_SEGMENTS:
+        msg = (
+            f"{what} is a progressive JPEG of more than {_MAX_JPEG_SEGMENTS:,} marker "
+            "segments (real ones have a few dozen). Save it again as a baseline or "
+            "ordinary progressive JPEG."
+        )
+        raise SourceError(msg)
+
+
+# The scan counter reads this much at a time, so memory does not grow with the file.
+_SCAN_CHUNK = 256 * 2**10
+# Walking a segment costs about half a microsecond: a file of millions of empty
+# segments must not cost seconds before libjpeg even starts.
+_MAX_JPEG_SEGMENTS = 4096
+# A marker that starts a segment, or EOI. After 0xFF, 0x00 is a stuffed data byte
+# and 0xFF a fill byte; RSTn (in scan data), TEM and SOI have no segment.
+_JPEG_SEGMENT_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd8\xff]")
+
+
+def _count_jpeg_scans(fp: t.IO[bytes], limit: int) -> tuple[int, int]:
+    """Count the scans (SOS markers) and segments of the JPEG in ``fp``, up to its EOI.
+
+    Walks the file as libjpeg does: a segment is skipped by its length (markers
+    inside an ICC profile or an EXIF thumbnail are not the file's), scan data and
+    anything between segments are searched for the next marker. Reads in chunks,
+    seeks over long segments and stops once the scans pass ``limit`` or the
+    segments :data:`_MAX_JPEG_SEGMENTS`. Leaves ``fp`` anywhere.
+    """
+    fp.seek(0)
+    buf = fp.read(_SCAN_CHUNK)
+    pos = scans = segments = 0
+    while True:
+        match = _JPEG_SEGMENT_MARKER.search(buf, pos)
+        if match is None or (match.end() + 2 > len(buf) and buf[match.end() - 1] != 0xD9):
+            # Read on, keeping what may be the start of a marker split by the chunk.
+            if match is not None:
+                keep = buf[match.start() :]
+            else:
+                keep = b"\xff" if pos < len(buf) and buf.endswith(b"\xff") else b""
+            chunk = fp.read(_SCAN_CHUNK)
+            if not chunk:
+                return scans, segments
+            buf, pos = keep + chunk, 0
+            continue
+        code = buf[match.end() - 1]
+        if code == 0xD9:  # EOI
+            return scans, segments
+        segments += 1
+        if code == 0xDA:  # SOS
+            scans += 1
+        if scans > limit or segments > _MAX_JPEG_SEGMENTS:
+            return scans, segments
+        end = match.end() + int.from_bytes(buf[match.end() : match.end() + 2], "big")
+        if end <= len(buf):
+            pos = end
+        else:
+            fp.seek(end - len(buf), os.SEEK_CUR)
+            buf, pos = b"", 0
 
 
 def _refused_kind(head: bytes) -> str | None:
@@ -312,6 +385,9 @@ def decode(
     *,
     auto_orient: bool = True,
     name: str | None = None,
+    format: str | None = None,
+    max_bytes: int | None = DEFAULT_MAX_DECODE_BYTES,
+    max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
 ) -> tuple[Image.Image, t.Sequence[t.Any]]:
     """Load ``img`` upright and return it with the processors still to run.
 
@@ -319,9 +395,19 @@ def decode(
     input (see :class:`~flask_imagekit.processors.base.ResizePlan`), that resize
     is done here, on a JPEG decoded at reduced scale, and only the processors
     that finish the plan are returned. Otherwise the whole image is decoded and
-    ``processors`` are returned unchanged.
+    ``processors`` are returned unchanged. The processors, and encoding as
+    ``format`` when given, are checked against the budgets first (see
+    :func:`decode_many`).
     """
-    return decode_many(img, [processors], auto_orient=auto_orient, name=name)[0]
+    return decode_many(
+        img,
+        [processors],
+        auto_orient=auto_orient,
+        name=name,
+        formats=[format],
+        max_bytes=max_bytes,
+        max_output_pixels=max_output_pixels,
+    )[0]
 
 
 def decode_many(
@@ -330,17 +416,32 @@ def decode_many(
     *,
     auto_orient: bool = True,
     name: str | None = None,
+    formats: t.Sequence[str | None] | None = None,
+    max_bytes: int | None = DEFAULT_MAX_DECODE_BYTES,
+    max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
+    held: int = 0,
 ) -> list[tuple[Image.Image, t.Sequence[t.Any]]]:
     """Decode ``img`` once for several processor lists (one per spec of a source).
 
     The JPEG reduction is the largest that every list's plan allows, so the
     smaller outputs are derived from the same reduced decode.
+
+    Before the pixels are decoded (JPEG) or anything else is allocated (other
+    formats, whose decoding :func:`open_image` estimated), the whole generation
+    of every list is checked against the budgets, as :func:`check_pipeline` does:
+    each step's memory (with ``held`` bytes of other images alive) against
+    ``max_bytes``, each image made against ``max_output_pixels``. ``formats``:
+    the output format of each list, None when it is not encoded. Raises
+    :class:`SourceError` when a list is over a budget.
     """
     if img.format not in ("JPEG", "MPO"):
         # Reading EXIF from other formats may decode pixels: surface errors here.
         _load(img, name)
     orientation = exif_orientation(img) if auto_orient else 1
     stored_size = img.size
+    # libjpeg keeps every coefficient of a progressive JPEG, whatever the scale.
+    progressive = img.format in ("JPEG", "MPO") and img.info.get("progressive")
+    coefficients = _jpeg_coefficient_bytes(img) if progressive else 0
     upright = _upright_size(stored_size, orientation)
     plans = [
         _plan(processors, upright) if processors and img.mode in _PLAN_MODES else None
@@ -368,6 +469,19 @@ def decode_many(
                 math.ceil(stored_size[1] / max_scale),
             )
             img.draft(img.mode, request)
+    if max_bytes is not None or max_output_pixels is not None:
+        tally = _decode_tally(
+            img,
+            stored_size,
+            processor_lists,
+            plans,
+            boxes,
+            orientation,
+            formats or [None] * len(processor_lists),
+            coefficients,
+            held,
+        )
+        tally.check(_what(img, stored_size, name), max_bytes, max_output_pixels)
     _load(img, name)
     scale = stored_size[0] / img.size[0]
     results: list[tuple[Image.Image, t.Sequence[t.Any]]] = []
@@ -446,9 +560,13 @@ def resize(
     left, top, right, bottom = box
     step = (bottom - top) / height
     edges = [round(height * index / bands) for index in range(bands + 1)]
+    # Pillow resamples RGBA and LA premultiplied, converting the whole image for each
+    # call: convert once here rather than once per band.
+    premultiplied = _PREMULTIPLIED.get(img.mode)
+    source = img.convert(premultiplied) if premultiplied else img
     futures = [
         _pool().submit(
-            img.resize,
+            source.resize,
             (width, y1 - y0),
             Image.Resampling.LANCZOS,
             (left, top + y0 * step, right, top + y1 * step),
@@ -456,11 +574,17 @@ def resize(
         )
         for y0, y1 in zip(edges, edges[1:], strict=False)
     ]
-    result = Image.new(img.mode, size)
+    result = Image.new(source.mode, size)
     for y0, future in zip(edges, futures, strict=False):
         result.paste(future.result(), (0, y0))
+    del source, futures
+    if premultiplied:
+        result = result.convert(img.mode)
     result.info = dict(img.info)
     return result
+
+
+_PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
 
 
 def _plan(processors: t.Sequence[t.Any], size: tuple[int, int]) -> ResizePlan | None:
@@ -475,6 +599,267 @@ def _plan(processors: t.Sequence[t.Any], size: tuple[int, int]) -> ResizePlan | 
 def _orient(img: Image.Image, orientation: int) -> Image.Image:
     method = _ORIENTATION_TRANSPOSE.get(orientation)
     return img.transpose(method) if method is not None else img
+
+
+# The budgets of a generation ----------------------------------------------------------
+
+#: Memory the encoders take beyond the image they are given, in bytes per pixel,
+#: measured on noise (their worst case) and rounded up: JPEG buffers its output
+#: for the optimized Huffman tables, libwebp and libavif keep YUV planes and
+#: analysis buffers, GIF quantizes (counted with the conversions) then compresses.
+_ENCODER_COST = {"JPEG": 3.5, "PNG": 0.5, "GIF": 1.0, "WEBP": 24.0, "AVIF": 36.0}
+_OTHER_ENCODER_COST = 4.0
+# Median-cut quantization to a palette, in bytes per pixel (GIF outputs).
+_QUANTIZE_COST = 9.0
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+def encode_cost(
+    size: tuple[int, int],
+    mode: str,
+    format: str,
+    *,
+    transparency: bool = False,
+    icc: bool = False,
+) -> int:
+    """Estimated memory, in bytes, that :func:`save_image` takes beyond the image it is given.
+
+    The mode conversions of :func:`prepare_image` (16-bit and CMYK, alpha flattened
+    for JPEG, palettes for GIF), the sRGB conversion when the image has an ICC
+    profile (``icc``) and the encoder's own buffers. ``transparency``: the image
+    may have a transparent colour (``info["transparency"]``).
+    """
+    fmt = format.upper()
+    pixels = size[0] * size[1]
+    extra = 0
+
+    def convert(to: str) -> str:
+        nonlocal extra
+        extra += image_bytes(size, to)
+        return to
+
+    if mode == "CMYK":
+        mode = convert("RGB")
+    elif mode in _WIDE_MODES:
+        if fmt == "PNG" and mode.startswith("I;16"):
+            if mode != "I;16":
+                extra += image_bytes(size, "I")
+                mode = convert("I;16")
+        else:
+            extra += 2 * image_bytes(size, "I")  # to 32-bit, then scaled
+            mode = convert("L")
+    elif mode in ("1", "RGBX", "YCbCr", "LAB", "HSV"):
+        mode = convert("L" if mode == "1" else "RGB")
+    elif mode in ("PA", "RGBa", "La"):
+        mode = convert("LA" if mode == "La" else "RGBA")
+    alpha = mode in _ALPHA_MODES or transparency
+    if fmt == "JPEG":
+        if alpha:
+            # An RGBA copy, a white base, the composite, then RGB.
+            extra += copies(size, 3)
+            mode = "RGB"
+        elif mode not in ("RGB", "L"):
+            mode = convert("RGB")
+    elif fmt == "GIF":
+        if mode != "P" or transparency:
+            extra += copies(size, 1) + int(pixels * _QUANTIZE_COST)
+            if alpha:
+                extra += copies(size, 1) + 2 * image_bytes(size, "L")
+            mode = "P"
+    elif fmt in ("WEBP", "AVIF"):
+        if mode not in ("RGB", "RGBA"):
+            if icc:
+                extra += image_bytes(size, mode)
+            mode = convert("RGBA" if alpha else "RGB")
+    elif fmt == "PNG":
+        if mode not in ("RGB", "RGBA", "L", "LA", "P", "I;16", "1"):
+            mode = convert("RGBA" if alpha else "RGB")
+    elif mode not in ("RGB", "RGBA", "L", "LA"):
+        mode = convert("RGBA" if alpha else "RGB")
+    if icc:
+        extra += image_bytes(size, mode)  # the sRGB conversion makes a new image
+    return extra + int(pixels * _ENCODER_COST.get(fmt, _OTHER_ENCODER_COST))
+
+
+@dataclasses.dataclass
+class _Tally:
+    """The peak memory and the largest image of a generation, and the step of each."""
+
+    memory: int = 0
+    memory_at: str = ""
+    largest: tuple[int, int] = (0, 0)
+    largest_at: str = ""
+
+    def add(self, memory: int, largest: tuple[int, int], at: str) -> None:
+        if memory > self.memory:
+            self.memory, self.memory_at = memory, at
+        if largest[0] * largest[1] > self.largest[0] * self.largest[1]:
+            self.largest, self.largest_at = largest, at
+
+    def walk(
+        self,
+        size: tuple[int, int],
+        mode: str,
+        processors: t.Sequence[t.Any],
+        format: str | None,
+        *,
+        held: int = 0,
+        start_held: bool = True,
+        transparency: bool = False,
+        icc: bool = False,
+    ) -> None:
+        """Tally running ``processors`` on an image of ``size``/``mode``, then encoding it.
+
+        ``held``: bytes of other images alive meanwhile. With ``start_held``, the
+        first image stays alive to the end (the spec keeps it for its profile).
+        """
+        start = image_bytes(size, mode) if start_held else 0
+        for index, processor in enumerate(processors):
+            cost = processor_cost(processor, size, mode)
+            kept = start if index else 0
+            at = f"{type(processor).__name__} on a {size[0]}x{size[1]} {mode} image"
+            self.add(held + kept + image_bytes(size, mode) + cost.extra, cost.largest, at)
+            size, mode = cost.size, cost.mode
+        kept = start if processors else 0
+        self.add(held, size, "the output")
+        if format is not None:
+            extra = encode_cost(size, mode, format, transparency=transparency, icc=icc)
+            at = f"encoding a {size[0]}x{size[1]} {mode} image as {format.upper()}"
+            self.add(held + kept + image_bytes(size, mode) + extra, (0, 0), at)
+
+    def check(self, what: str, max_bytes: int | None, max_output_pixels: int | None) -> None:
+        """Raise :class:`SourceError` naming ``what`` when the tally is over a limit."""
+        width, height = self.largest
+        if max_output_pixels is not None and width * height > max_output_pixels:
+            msg = (
+                f"{what}: {self.largest_at} would make a {width}x{height} image "
+                f"({width * height:,} pixels), over the limit of {max_output_pixels:,} "
+                "(IMAGEKIT_MAX_OUTPUT_PIXELS). Make the spec's output smaller (or resize "
+                "first), or raise the limit."
+            )
+            raise SourceError(msg)
+        if max_bytes is not None and self.memory > max_bytes:
+            msg = (
+                f"{what}: this generation needs about {self.memory // 2**20:,} MiB "
+                f"({self.memory_at}), over the limit of {max_bytes // 2**20:,} MiB "
+                "(IMAGEKIT_MAX_DECODE_BYTES). Put a resizing processor first in the "
+                "spec, use a smaller image, or raise the limit."
+            )
+            raise SourceError(msg)
+
+
+def check_pipeline(
+    img: Image.Image,
+    processors: t.Sequence[t.Any],
+    format: str | None = None,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_DECODE_BYTES,
+    max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
+    held: int = 0,
+    icc: bool = False,
+    name: str | None = None,
+) -> None:
+    """Refuse to run ``processors`` on ``img`` and encode it as ``format`` over the budgets.
+
+    Estimates, before anything is allocated, the peak memory of every step (from
+    the processors' ``cost()``, see :class:`~flask_imagekit.processors.base.Cost`)
+    and the size of every image made, and raises :class:`SourceError` when one is
+    over ``max_bytes`` or ``max_output_pixels``. ``held``: bytes of other images
+    kept alive meanwhile; ``icc``: the output is converted from an ICC profile.
+    """
+    tally = _Tally()
+    transparency = "transparency" in img.info
+    icc = icc or bool(img.info.get("icc_profile"))
+    tally.walk(
+        img.size,
+        img.mode,
+        processors,
+        format,
+        held=held,
+        start_held=False,
+        transparency=transparency,
+        icc=icc,
+    )
+    tally.check(_what(img, img.size, name), max_bytes, max_output_pixels)
+
+
+def _what(img: Image.Image, size: tuple[int, int], name: str | None) -> str:
+    kind = " ".join(filter(None, (img.format, img.mode)))
+    return f"{_describe(name)} ({size[0]}x{size[1]} {kind})"
+
+
+def _decode_tally(
+    img: Image.Image,
+    stored_size: tuple[int, int],
+    processor_lists: t.Sequence[t.Sequence[t.Any]],
+    plans: t.Sequence[ResizePlan | None],
+    boxes: t.Sequence[tuple[float, float, float, float] | None],
+    orientation: int,
+    formats: t.Sequence[str | None],
+    coefficients: int,
+    held: int,
+) -> _Tally:
+    """Tally :func:`decode_many` (``img`` drafted, not loaded yet) and each list's steps."""
+    tally = _Tally()
+    transparency = "transparency" in img.info
+    icc = bool(img.info.get("icc_profile"))
+    decoded = image_bytes(img.size, img.mode)
+    # Other formats are decoded already, within the estimate of open_image().
+    if img.format in ("JPEG", "MPO"):
+        at = f"decoding at {img.width}x{img.height}"
+        tally.add(held + decoded + coefficients, (0, 0), at)
+    scale = stored_size[0] / img.size[0]
+    alive = held + decoded
+    starts: list[tuple[tuple[int, int], str, int]] = []  # size, mode, bytes
+    full: int | None = None
+    for plan, box in zip(plans, boxes, strict=True):
+        if plan is None or box is None:
+            if full is None:
+                full = image_bytes(img.size, img.mode)
+                if orientation != 1:
+                    tally.add(alive + full, (0, 0), "turning the image upright")
+                    alive += full
+            upright = _upright_size(img.size, orientation)
+            starts.append((upright, img.mode, 0))
+            continue
+        out = _upright_size(plan.size, orientation)
+        if scale != 1.0:
+            box = (box[0] / scale, box[1] / scale, box[2] / scale, box[3] / scale)
+        bands = _bands(out)
+        cost = resize_cost(img.size, img.mode, box, out, bands=bands)
+        at = f"resizing the {img.width}x{img.height} image to {out[0]}x{out[1]}"
+        tally.add(alive + cost.extra, cost.largest, at)
+        made = image_bytes(out, img.mode)
+        if orientation != 1:
+            tally.add(alive + 2 * made, (0, 0), at)
+        alive += made
+        starts.append((plan.size, img.mode, made))
+    distinct = sum(made for _, _, made in starts) + (full or 0)
+    for (size, mode, made), processors, plan, format in zip(
+        starts, processor_lists, plans, formats, strict=True
+    ):
+        own = made if plan is not None else (full or 0)
+        remaining = plan.after if plan is not None else processors
+        tally.walk(
+            size,
+            mode,
+            remaining,
+            format,
+            held=held + distinct - own,
+            transparency=transparency,
+            icc=icc,
+        )
+    return tally
+
+
+def _bands(size: tuple[int, int]) -> int:
+    """How many bands :func:`resize` splits a resize to ``size`` into."""
+    width, height = size
+    bands = _resize_threads
+    if bands < 2 or width * height < _BAND_MIN_PIXELS or height < 8 * bands:
+        return 1
+    return bands
 
 
 def _flatten(img: Image.Image, background: tuple[int, ...] = (255, 255, 255)) -> Image.Image:
@@ -497,18 +882,150 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img.convert("L")
 
 
-def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
-    icc = img.info.get("icc_profile")
-    if icc:
-        try:
-            source_profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            srgb = ImageCms.createProfile("sRGB")
-            converted = ImageCms.profileToProfile(img, source_profile, srgb, outputMode="RGB")
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            converted = None
-        if converted is not None:
-            converted.info.pop("icc_profile", None)
-            return converted
+#: ``keep_icc_profile`` keeps profiles of at most this many bytes; larger ones are
+#: converted to sRGB and dropped like any other.
+MAX_KEPT_ICC_PROFILE_BYTES = 64 * 2**10
+
+# Perceptual intent. For matrix/TRC RGB profiles (Display P3, Adobe RGB, cameras),
+# the common case, LittleCMS computes it exactly as relative colorimetric. For LUT
+# profiles (CMYK presses, scanners) it uses the table the profile's maker built to
+# map the device onto the full range of the target: paper white to white and ink
+# black to black, where relative colorimetric would leave print blacks grey.
+_SRGB_INTENT = ImageCms.Intent.PERCEPTUAL
+_GREY_MODES = frozenset({"L", "I;16", "I;16L", "I;16B"})
+_RGB_MODES = frozenset({"RGB", "RGBA", "RGBX"})
+_SAME_MODE_CONVERSIONS = _RGB_MODES | _GREY_MODES
+_TRANSFORM_MEMO_SIZE = 32
+# Transforms by (profile digest, mode); None for a profile LittleCMS cannot use.
+_transforms: dict[tuple[bytes, str], ImageCms.ImageCmsTransform | None] = {}
+
+
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.cache
+def _srgb_grey_profile() -> ImageCms.ImageCmsProfile:
+    """A grey profile with the sRGB tone curve: grey pixels stay grey (and 16-bit)."""
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    d50 = s15(0.9642) + s15(1.0) + s15(0.8249)
+    white = b"XYZ " + bytes(4) + d50
+    # Parametric curve type 3: the sRGB transfer function.
+    curve = b"para" + bytes(4) + struct.pack(">HH", 3, 0)
+    curve += b"".join(s15(v) for v in (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045))
+    size = 128 + 4 + 2 * 12 + len(white) + len(curve)
+    header = struct.pack(">I4sI4s4s4s", size, b"", 0x04300000, b"mntr", b"GRAY", b"XYZ ")
+    header += bytes(12) + b"acsp" + bytes(28) + d50
+    header += bytes(128 - len(header))
+    tags = struct.pack(">I4sII4sII", 2, b"wtpt", 156, len(white), b"kTRC", 176, len(curve))
+    return ImageCms.ImageCmsProfile(io.BytesIO(header + tags + white + curve))
+
+
+def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """A transform of ``mode`` pixels described by ``icc`` to sRGB, None if unusable.
+
+    CMYK goes to RGB; every other mode stays as it is (grey to the sRGB tone curve).
+    A profile that LittleCMS cannot parse, or of another colour space, is unusable.
+    """
+    key = (hashlib.blake2b(icc, digest_size=16).digest(), mode)
+    try:
+        return _transforms[key]
+    except KeyError:
+        pass
+    transform: ImageCms.ImageCmsTransform | None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if mode in _GREY_MODES:
+            target, out_mode = _srgb_grey_profile(), mode
+        else:
+            target, out_mode = _srgb_profile(), "RGB" if mode == "CMYK" else mode
+        transform = ImageCms.buildTransform(
+            profile, target, mode, out_mode, renderingIntent=_SRGB_INTENT
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        transform = None
+    if len(_transforms) >= _TRANSFORM_MEMO_SIZE:
+        _transforms.clear()
+    _transforms[key] = transform
+    return transform
+
+
+def _colour_mode(img: Image.Image) -> str:
+    """The mode of the colours a profile describes: palettes' own, grey without alpha."""
+    if img.mode in ("P", "PA"):
+        return img.palette.mode if img.palette is not None else ""
+    return "L" if img.mode == "LA" else img.mode
+
+
+def _transformed(img: Image.Image, transform: ImageCms.ImageCmsTransform) -> Image.Image:
+    out = ImageCms.applyTransform(img, transform)
+    assert out is not None
+    out.info = {key: value for key, value in img.info.items() if key != "icc_profile"}
+    transparent = img.info.get("transparency")
+    if isinstance(transparent, int | tuple) and img.mode != "CMYK":
+        # The transparent colour of an RGB or grey PNG is a colour too.
+        marker = ImageCms.applyTransform(Image.new(img.mode, (1, 1), transparent), transform)
+        assert marker is not None
+        out.info["transparency"] = marker.getpixel((0, 0))
+    return out
+
+
+def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image | None:
+    """``img``, described by ``icc``, converted to sRGB in its own mode (None if it cannot be).
+
+    A palette image gets its palette converted, so it stays a palette image.
+    """
+    mode = _colour_mode(img)
+    transform = _srgb_transform(icc, mode) if mode in _SAME_MODE_CONVERSIONS else None
+    if transform is None:
+        return None
+    if img.mode in ("P", "PA"):
+        colours = bytes(img.getpalette(mode) or ())
+        strip = Image.frombytes(mode, (len(colours) // len(mode), 1), colours)
+        converted = img.copy()
+        converted.putpalette(_transformed(strip, transform).tobytes(), mode)
+        converted.info.pop("icc_profile", None)
+        return converted
+    if img.mode == "LA":
+        grey = _transformed(img.getchannel("L"), transform)
+        converted = Image.merge("LA", (grey, img.getchannel("A")))
+        converted.info = {key: value for key, value in img.info.items() if key != "icc_profile"}
+        return converted
+    return _transformed(img, transform)
+
+
+def _manage_colour(
+    img: Image.Image, icc: bytes | None, keep_icc_profile: bool = False
+) -> tuple[Image.Image, bytes | None]:
+    """Return ``img`` converted to sRGB from ``icc``, and the profile to write (or None).
+
+    With ``keep_icc_profile``, a usable profile of at most
+    :data:`MAX_KEPT_ICC_PROFILE_BYTES` is returned and the pixels stay as they are.
+    A profile LittleCMS cannot use for ``img`` is dropped and the pixels, taken as
+    sRGB, are kept.
+    """
+    if not icc:
+        return img, None
+    mode = _colour_mode(img)
+    if (
+        keep_icc_profile
+        and len(icc) <= MAX_KEPT_ICC_PROFILE_BYTES
+        and (mode in _SAME_MODE_CONVERSIONS or mode == "CMYK")
+        and _srgb_transform(icc, mode) is not None
+    ):
+        return img, icc
+    converted = _to_srgb(img, icc)
+    return (img if converted is None else converted), None
+
+
+def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    transform = _srgb_transform(icc, "CMYK") if icc else None
+    if transform is not None:
+        return _transformed(img, transform)
     rgb = img.convert("RGB")
     rgb.info.pop("icc_profile", None)
     return rgb
@@ -518,18 +1035,30 @@ def _has_transparency(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
 
 
-def prepare_image(img: Image.Image, format: str) -> tuple[Image.Image, dict[str, t.Any]]:
+def prepare_image(
+    img: Image.Image,
+    format: str,
+    *,
+    keep_icc_profile: bool = False,
+    icc_profile: bytes | None = None,
+) -> tuple[Image.Image, dict[str, t.Any]]:
     """Prepare ``img`` for saving as ``format`` and return it with the save options.
 
     Alpha is kept for PNG, WebP, AVIF and GIF and flattened on white for JPEG;
     16-bit and CMYK images are converted without clipping or inverted colours.
-    The ICC profile is kept; EXIF, XMP and comments are not carried over.
+    Colours are converted to sRGB from the ICC profile of ``img`` (its
+    ``info["icc_profile"]``, else ``icc_profile``: the source's, for images that
+    processors rebuilt without it), and no profile is written. With
+    ``keep_icc_profile``, a profile LittleCMS can use of at most
+    :data:`MAX_KEPT_ICC_PROFILE_BYTES` is written instead and the colours are left
+    as they are. A profile LittleCMS cannot use is dropped and the pixels are taken
+    as sRGB. EXIF, XMP and comments are not carried over.
     """
     fmt = format.upper()
-    icc = img.info.get("icc_profile")
+    icc = img.info.get("icc_profile") or icc_profile
     mode = img.mode
     if mode == "CMYK":
-        img = _cmyk_to_rgb(img)
+        img = _cmyk_to_rgb(img, icc)
         icc = None
     elif mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         if fmt == "PNG" and mode.startswith("I;16"):
@@ -555,6 +1084,8 @@ def prepare_image(img: Image.Image, format: str) -> tuple[Image.Image, dict[str,
         img, save_kwargs = _prepare_gif(img, save_kwargs)
     elif fmt in ("WEBP", "AVIF"):
         if mode not in ("RGB", "RGBA"):
+            # They store grey as RGB, which a grey profile does not describe.
+            img, icc = _manage_colour(img, icc)
             img = img.convert("RGBA" if _has_transparency(img) else "RGB")
     elif fmt == "PNG":
         if mode == "P" and "transparency" in img.info:
@@ -569,8 +1100,11 @@ def prepare_image(img: Image.Image, format: str) -> tuple[Image.Image, dict[str,
     elif mode not in ("RGB", "L"):
         img = img.convert("RGB")
 
-    if icc and fmt in _ICC_FORMATS and img.mode not in ("P", "1"):
-        save_kwargs["icc_profile"] = icc
+    # Last, on the output (resized, flattened, quantised): the conversion is cheap.
+    keep = keep_icc_profile and fmt in _ICC_FORMATS and img.mode not in ("P", "1")
+    img, kept = _manage_colour(img, icc, keep)
+    if kept:
+        save_kwargs["icc_profile"] = kept
     return img, save_kwargs
 
 
@@ -599,21 +1133,29 @@ def save_image(
     format: str,
     options: t.Mapping[str, t.Any] | None = None,
     autoconvert: bool = True,
+    *,
+    keep_icc_profile: bool = False,
+    icc_profile: bytes | None = None,
 ) -> t.IO[bytes]:
     """Encode ``img`` as ``format`` into ``outfile`` and return ``outfile``, rewound.
 
     With ``autoconvert`` (the default) the image is first prepared for the format
     by :func:`prepare_image`; ``options`` are passed to Pillow's encoder and win
-    over the defaults. Metadata other than the ICC profile (and palette
-    transparency) is never written unless ``options`` pass it explicitly.
+    over the defaults. Either way the colours are converted to sRGB and no ICC
+    profile is written, unless ``keep_icc_profile`` keeps a small one (see
+    :func:`prepare_image`, also for ``icc_profile``); without ``autoconvert`` the
+    mode is kept, so a CMYK image keeps its pixels. Other metadata (palette
+    transparency aside) is never written unless ``options`` pass it explicitly.
     """
     fmt = format.upper()
     if autoconvert:
-        img, save_kwargs = prepare_image(img, fmt)
+        img, save_kwargs = prepare_image(
+            img, fmt, keep_icc_profile=keep_icc_profile, icc_profile=icc_profile
+        )
     else:
-        save_kwargs = {}
-        if img.info.get("icc_profile") and fmt in _ICC_FORMATS:
-            save_kwargs["icc_profile"] = img.info["icc_profile"]
+        keep = keep_icc_profile and fmt in _ICC_FORMATS
+        img, kept = _manage_colour(img, img.info.get("icc_profile") or icc_profile, keep)
+        save_kwargs = {"icc_profile": kept} if kept else {}
     save_kwargs.update(options or {})
     # Encoders fall back to ``img.info`` for EXIF, XMP and comments: hide them.
     original_info = img.info

@@ -23,7 +23,6 @@ import weakref
 
 from sqlalchemy import String, event, inspect
 from sqlalchemy.orm import MappedColumn, Mapper, Session, mapped_column, object_session
-from sqlalchemy.types import TypeDecorator
 
 from .cachefiles import ImageCacheFile
 from .config import current_state, current_state_or_none
@@ -422,41 +421,41 @@ class StoredImage(str):
         return f'<img src="{escape(self.url)}" width="{self.width}" height="{self.height}">'
 
 
-class StoredImageType(TypeDecorator[str]):
-    """Column type of :func:`ProcessedImageField`: a name in, a :class:`StoredImage` out."""
+# Key of a ProcessedImageField's settings in its column's ``info``. The column's
+# type stays a plain String, so migrations (Alembic, Flask-Migrate) render it
+# as ``sa.String(length=...)`` and need nothing of this package.
+_INFO_KEY = "flask_imagekit.processed"
 
-    impl = String
-    cache_ok = True
+
+class ProcessedColumn:
+    """What a :func:`ProcessedImageField` column does with an upload: its spec and place."""
 
     def __init__(
         self,
-        spec: type[ImageSpec],
+        spec: type[ImageSpec] | None,
         upload_to: str | t.Callable[[t.Any, str], str],
         storage: Storage | None = None,
-        length: int = 255,
+        length: int | None = 255,
+        spec_id: str | None = None,
     ) -> None:
-        super().__init__(length)
         self.spec = spec
+        self.spec_id = spec_id
         self.upload_to = upload_to
         self.storage = storage
-
-    def process_bind_param(self, value: t.Any, dialect: t.Any) -> str | None:
-        if value is None or isinstance(value, str):
-            return value
-        msg = (
-            f"A ProcessedImageField column can only store a name, not {value!r}; assign the "
-            "upload to the model attribute so it is processed first."
-        )
-        raise TypeError(msg)
-
-    def process_result_value(self, value: str | None, dialect: t.Any) -> StoredImage | None:
-        return StoredImage(value, self.storage) if value is not None else None
+        self.length = length
 
     @property
     def max_length(self) -> int | None:
         """The most characters the column holds (None: no limit)."""
-        length: int | None = getattr(self.impl, "length", None)
-        return length
+        return self.length
+
+    def make_spec(self, source: SourceFile) -> ImageSpec:
+        """The column's spec bound to ``source`` (a registered one for ``spec_id=``)."""
+        if self.spec_id is not None:
+            registry = current_state().registry
+            return t.cast(ImageSpec, registry.get_generator(self.spec_id, source=source))
+        assert self.spec is not None
+        return self.spec(source=source)
 
     def check_length(self, name: str, *, where: str = "the column") -> None:
         """Raise :class:`StorageError` if ``name`` does not fit in the column."""
@@ -480,14 +479,20 @@ class StoredImageType(TypeDecorator[str]):
         """
         where = f"the column {type(instance).__name__}.{attname}" if attname else "the column"
         source = SourceFile(_upload_name(upload), file=_binary(upload))
-        if getattr(upload, "imagekit_processed", False):
+        spec = self.make_spec(source)
+        if getattr(upload, "imagekit_processed", False) and _same_output(upload, spec):
+            # A form field with this very spec already processed it.
             with source.open() as fp:
                 content = io.BytesIO(fp.read())
-            filename = _target_name(source.name or "image", _detect_format(content))
         else:
-            spec = self.spec(source=source)
+            # Another spec's output (or a plain upload): the column's own spec runs, on
+            # the original upload when a form kept it.
+            original = getattr(upload, "imagekit_original", None)
+            if original is not None:
+                source = SourceFile(_upload_name(original), file=_binary(original))
+                spec = self.make_spec(source)
             content = spec.generate()
-            filename = _target_name(source.name or "image", spec.format or _detect_format(content))
+        filename = _target_name(source.name or "image", spec.format or _detect_format(content))
         name = self._fitting_name(instance, filename, where)
         storage = self.storage
         if storage is None:
@@ -536,6 +541,23 @@ class StoredImageType(TypeDecorator[str]):
 
 # "_" and 7 random characters: what a storage adds to a name that is taken.
 _SUFFIX_ROOM = 8
+
+
+#: Kept for code that named the column type; it is now a settings holder.
+StoredImageType = ProcessedColumn
+
+
+def _same_output(upload: t.Any, spec: ImageSpec) -> bool:
+    produced_by = getattr(upload, "imagekit_spec", None)
+    return produced_by is not None and produced_by == spec_signature(spec)
+
+
+def spec_signature(spec: t.Any) -> str:
+    """What a spec makes of any source: how it generates, and its output parameters."""
+    params = getattr(spec, "_params_canonical", None)
+    generate = getattr(type(spec), "generate", None)
+    how = f"{generate.__module__}.{generate.__qualname__}" if generate else type(spec).__name__
+    return f"{how}:{params() if params else ''}"
 
 
 def _shown(name: str) -> str:
@@ -630,12 +652,48 @@ def _adopt_mixin_fields(class_: type) -> None:
 def _mapper_configured(mapper: Mapper[t.Any], class_: type) -> None:
     _adopt_mixin_fields(class_)
     _attach_watchers(class_)
+    processed = _processed_columns(class_)
+    for key in processed:
+        attribute = getattr(class_, key)
+        if not event.contains(attribute, "set", _on_set):
+            event.listen(attribute, "set", _on_set, retval=True)
+    if processed and not event.contains(class_, "load", _wrap_loaded):
+        event.listen(class_, "load", _wrap_loaded)
+        event.listen(class_, "refresh", _wrap_refreshed)
+
+
+def _processed_columns(class_: type) -> dict[str, ProcessedColumn]:
+    """The ProcessedImageField columns of a mapped class, by attribute key."""
+    found: dict[str, ProcessedColumn] = {}
+    mapper: Mapper[t.Any] | None = inspect(class_, raiseerr=False)
+    if mapper is None:
+        return found
     for prop in mapper.column_attrs:
         for column in prop.columns:
-            if isinstance(getattr(column, "type", None), StoredImageType):
-                attribute = getattr(class_, prop.key)
-                if not event.contains(attribute, "set", _on_set):
-                    event.listen(attribute, "set", _on_set, retval=True)
+            settings = getattr(column, "info", {}).get(_INFO_KEY)
+            if isinstance(settings, ProcessedColumn):
+                found[prop.key] = settings
+    return found
+
+
+def _wrap(target: object, keys: t.Iterable[str] | None) -> None:
+    """Give the loaded names of processed columns their StoredImage form."""
+    values = inspect(target).dict
+    for key, settings in _processed_columns(type(target)).items():
+        if keys is not None and key not in keys:
+            continue
+        value = values.get(key)
+        if isinstance(value, str) and not isinstance(value, StoredImage):
+            # Written into the loaded state directly: no change is recorded.
+            values[key] = StoredImage(value, settings.storage)
+
+
+def _wrap_loaded(target: object, context: t.Any) -> None:
+    _wrap(target, None)
+
+
+def _wrap_refreshed(target: object, context: t.Any, attrs: t.Iterable[str] | None) -> None:
+    _wrap(target, set(attrs) if attrs is not None else None)
 
 
 def _attach_watchers(class_: type) -> None:
@@ -681,42 +739,69 @@ def _source_storage() -> Storage:
     return current_state().source_storage
 
 
-def _column_type(model: type, key: str) -> StoredImageType:
-    column_type: t.Any = inspect(model).columns[key].type
-    return t.cast(StoredImageType, column_type)
+def _column_type(model: type, key: str) -> ProcessedColumn:
+    return _processed_columns(model)[key]
 
 
 def ProcessedImageField(  # noqa: N802 - django-imagekit's public name
-    upload_to: str | t.Callable[[t.Any, str], str] = "",
     processors: t.Any = None,
     format: str | None = None,
     options: t.Mapping[str, t.Any] | None = None,
+    upload_to: str | t.Callable[[t.Any, str], str] = "",
     autoconvert: bool | None = None,
     spec: type[ImageSpec] | None = None,
+    spec_id: str | None = None,
     storage: Storage | None = None,
     length: int = 255,
     **column_kwargs: t.Any,
 ) -> MappedColumn[t.Any]:
     """A column that stores an image processed once, when an upload is assigned.
 
+    ``ProcessedImageField([SmartCrop(50, 50)], format="JPEG", upload_to="p")``:
+    processors may come first, positionally, as in django-imagekit; ``spec=`` is
+    a spec class to start from and ``spec_id=`` names a registered spec instead.
+
     Assign a werkzeug ``FileStorage``, a binary file or bytes: the spec runs once
     and the result is saved under ``upload_to`` (a folder, or a function
     ``(instance, filename) -> name``) with the extension of the output format;
-    the column keeps the stored name. A string is stored unchanged. If the
-    transaction rolls back, the stored file is deleted.
+    the column keeps the stored name. A string is stored unchanged. An upload
+    a form field processed with the same spec is stored as it is; one processed
+    by another spec goes through this column's spec (from the original upload).
+    If the transaction rolls back, the stored file is deleted.
 
     Names must fit in ``length`` characters: an uploaded file's name is
     shortened to fit (a function ``upload_to`` is then called again with the
     shorter file name), and a name that cannot fit raises
     :class:`~flask_imagekit.exceptions.StorageError` when it is assigned,
-    before anything is stored or committed.
+    before anything is stored or committed. The column is a plain
+    ``String(length)`` in the database and in migrations.
     """
+    if isinstance(processors, str) or (
+        callable(processors) and not _is_processor_list(processors)
+    ):
+        # ProcessedImageField("photos", ...): an upload_to given first.
+        upload_to, processors = processors, None
     given = {"format": format, "options": options, "autoconvert": autoconvert}
-    # Only what was given: a ``spec=`` class keeps its own settings otherwise.
     attrs: dict[str, t.Any] = {key: value for key, value in given.items() if value is not None}
     if processors is not None:
         attrs["processors"] = list(processors)
-    spec_class = type("ProcessedImageFieldSpec", (spec or ImageSpec,), attrs)
+    spec_class: type[ImageSpec] | None = None
+    if spec_id is not None:
+        if attrs or spec is not None:
+            msg = (
+                f"ProcessedImageField(spec_id={spec_id!r}) takes its processors from the "
+                f"registered spec; remove {', '.join(attrs) or 'spec'} or drop spec_id."
+            )
+            raise ImproperlyConfigured(msg)
+    else:
+        # Only what was given: a ``spec=`` class keeps its own settings otherwise.
+        spec_class = type("ProcessedImageFieldSpec", (spec or ImageSpec,), attrs)
     _listen()
     column_kwargs.setdefault("nullable", True)
-    return mapped_column(StoredImageType(spec_class, upload_to, storage, length), **column_kwargs)
+    info = dict(column_kwargs.pop("info", None) or {})
+    info[_INFO_KEY] = ProcessedColumn(spec_class, upload_to, storage, length, spec_id)
+    return mapped_column(String(length), info=info, **column_kwargs)
+
+
+def _is_processor_list(value: object) -> bool:
+    return isinstance(value, list | tuple) or hasattr(value, "__iter__")

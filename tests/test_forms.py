@@ -115,11 +115,63 @@ def test_processed_upload_is_stored_once_by_the_model_column(
         person = Person(avatar=form.avatar.data)
         db.session.add(person)
         db.session.commit()
-        assert generated == ["Avatar"]  # the form processed it; the column stored it as is
+        # The form's spec is not the column's: the column's own spec runs on the
+        # original upload (a 50x50 form output must not land in a 20x20 column).
+        assert generated == ["Avatar", "ProcessedImageFieldSpec"]
         assert person.avatar == "avatars/me.jpg"
-        assert (person.avatar.width, person.avatar.height) == (50, 50)
+        assert (person.avatar.width, person.avatar.height) == (20, 20)
         assert (media_root / "avatars" / "me.jpg").is_file()
         db.session.remove()
         with db.engine.connect():
             pass
         db.engine.dispose()
+
+
+def test_form_output_of_the_columns_own_spec_is_stored_as_is(
+    form_app: Flask, media_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+
+    class Member(db.Model):  # type: ignore[name-defined,misc]
+        id: Mapped[int] = mapped_column(primary_key=True)
+        avatar: Mapped[str | None] = ProcessedImageColumn(upload_to="m", spec_id="tests:avatar")
+
+    form_app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    db.init_app(form_app)
+    generated: list[str] = []
+    original = ImageSpec.generate
+
+    def counting(self: ImageSpec) -> io.BytesIO:
+        generated.append(type(self).__name__)
+        return original(self)
+
+    monkeypatch.setattr(ImageSpec, "generate", counting)
+    with form_app.test_request_context(method="POST"):
+        db.create_all()
+        form = make_form(spec_id="tests:avatar")(formdata=upload(encode(photo(), "PNG"), "me.png"))
+        assert form.validate()
+        member = Member(avatar=form.avatar.data)
+        db.session.add(member)
+        db.session.commit()
+        assert generated == ["Avatar"]  # processed once, by the form
+        assert (member.avatar.width, member.avatar.height) == (50, 50)
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_spec_id_with_processors_registers_the_spec(form_app: Flask) -> None:
+    from flask_imagekit.processors import ResizeToFit
+
+    Form = make_form(spec_id="tests:form-defined", processors=[ResizeToFit(30, 30)], format="PNG")
+    with form_app.test_request_context(method="POST"):
+        form = Form(formdata=upload(encode(photo(), "JPEG"), "a.jpg"))
+        assert form.validate()
+        assert form.avatar.data.filename == "a.png"
+        # Registered under its id, as django-imagekit's form field does.
+        registry = form_app.extensions["imagekit"].registry
+        spec = registry.get_generator("tests:form-defined", source=None)
+        assert spec.format == "PNG"
+        assert spec.processors == [ResizeToFit(30, 30)]

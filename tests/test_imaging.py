@@ -1037,10 +1037,11 @@ SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 @pytest.mark.parametrize(
     "fmt", ["JPEG", "PNG", "WEBP", "TIFF", pytest.param("AVIF", marks=needs_avif)]
 )
-def test_icc_profile_is_kept(name: str, fmt: str) -> None:
+def test_icc_profile_is_kept_when_asked(name: str, fmt: str) -> None:
+    # By default outputs are converted to sRGB and carry no profile (tests/test_color.py).
     source = reopen(corpus(name))
     icc = source.info["icc_profile"]
-    out = reopen(save(source, fmt))
+    out = reopen(save(source, fmt, keep_icc_profile=True))
     assert out.info.get("icc_profile") == icc
 
 
@@ -1048,7 +1049,7 @@ def test_icc_profile_is_kept(name: str, fmt: str) -> None:
 def test_icc_profile_survives_the_fast_path(autoconvert: bool) -> None:
     data = encode(photo((1600, 1200)), "JPEG", quality=90, icc_profile=SRGB_ICC)
     img, _ = run(data, [ResizeToFit(200, 200)])
-    out = reopen(save(img, "JPEG", autoconvert=autoconvert))
+    out = reopen(save(img, "JPEG", autoconvert=autoconvert, keep_icc_profile=True))
     assert out.info.get("icc_profile") == SRGB_ICC
 
 

@@ -524,10 +524,17 @@ class AsyncBackend(CachedFileBackend):
     """Base class of backends that generate files on workers.
 
     ``generate`` marks the file GENERATING (the lock, so other page views do not
-    enqueue it again) and sends a JSON-safe job: generator id, source reference,
-    generator kwargs and the lock's token. A worker rebuilds the spec from its
-    own app's registry (:func:`flask_imagekit.jobs.run_job`). Until the file
-    exists, ``bool(file)`` is False.
+    enqueue it again) and sends a JSON-safe job signed with the app's
+    ``SECRET_KEY``: generator id, source name, generator kwargs and the lock's
+    token (:func:`flask_imagekit.jobs.job_payload`). A worker checks it and
+    rebuilds the spec from its own app's registry
+    (:func:`flask_imagekit.jobs.run_job`). Until the file exists, ``bool(file)``
+    is False.
+
+    Workers read sources by name from the source storage: a source that is not
+    stored there (an upload, an open file, a path) is refused with
+    :class:`~flask_imagekit.exceptions.UnstoredSource`, and an app without
+    ``SECRET_KEY`` with :class:`~flask_imagekit.exceptions.ImproperlyConfigured`.
     """
 
     #: Files may be pending on a worker: ``bool()`` asks the state cache.
@@ -543,7 +550,10 @@ class AsyncBackend(CachedFileBackend):
         self.enqueue(file, force=force)
 
     def enqueue(self, file: ImageCacheFile, force: bool = False) -> bool:
-        """Take the GENERATING lock and send the job; False if it is already taken."""
+        """Take the GENERATING lock and send the job; False if it is already taken.
+
+        The job is built (and its source checked) before the lock is taken.
+        """
         from ..jobs import job_payload
 
         payload = job_payload(file, force=force)
@@ -561,6 +571,20 @@ class AsyncBackend(CachedFileBackend):
         """Send ``payload`` to a worker."""
         raise NotImplementedError
 
+    def job_failed(self, file: ImageCacheFile, token: str, error: BaseException) -> None:
+        """Record that the job for ``file`` failed with ``error``, and release its lock.
+
+        The file is FAILED for ``IMAGEKIT_FAILURE_TIMEOUT`` seconds (or, when its
+        source is gone, known missing for a while), so page views do not send a job
+        per view; then the lock the scheduler took with ``token`` is released.
+        """
+        # The state first: between the two, a page must not find the file unknown.
+        if isinstance(error, MissingSource):
+            self.remember_missing_source(file)
+        else:
+            self.remember_failure(file, error)
+        self._release(file, token)
+
 
 class Celery(AsyncBackend):
     """Generate files on Celery workers (``pip install imagekit-flask[celery]``).
@@ -570,7 +594,7 @@ class Celery(AsyncBackend):
     :param queue: the queue to send jobs to (Celery's default when None).
 
     Workers need the task: call :func:`flask_imagekit.jobs.init_celery` on the
-    Celery app in the app factory.
+    Celery app in the app factory, and the web app's ``SECRET_KEY`` to verify jobs.
     """
 
     def __init__(
@@ -606,7 +630,9 @@ class RQ(AsyncBackend):
     :param job_timeout: seconds a job may run before RQ kills it.
 
     Jobs are serialised as JSON, so run workers with
-    ``FLASK_APP=yourapp rq worker --serializer rq.serializers.JSONSerializer``.
+    ``FLASK_APP=yourapp rq worker --serializer rq.serializers.JSONSerializer``;
+    the app they load needs the web app's ``SECRET_KEY`` to verify jobs. Refused
+    jobs land in the queue's failed job registry.
     """
 
     def __init__(

@@ -10,7 +10,7 @@ from PIL import ExifTags, Image, ImageColor, ImageEnhance, ImageFilter, ImageMod
 
 from flask_imagekit.exceptions import ImproperlyConfigured
 
-from .base import resolve_palette
+from .base import Cost, copies, image_bytes, palette_mode, resolve_palette
 
 __all__ = ["Adjust", "Convert", "GaussianBlur", "Reflection", "Transpose"]
 
@@ -51,6 +51,12 @@ class Adjust:
                 # Color and Contrast go through L mode and lose the alpha channel.
                 img = Image.merge("RGBA", (*img.split()[:3], original.getchannel("A")))
         return img
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process`: RGBA copies, about four at the peak."""
+        factors = (self.color, self.brightness, self.contrast, self.sharpness)
+        count = 1.0 if all(factor == 1.0 for factor in factors) else 4.5
+        return Cost(size, "RGBA", copies(size, count), size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +103,13 @@ class Reflection:
         composite.paste(img, (0, 0))
         composite.paste(reflection, (0, img.height))
         return composite
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
+        fraction = max(0.0, self.size)
+        out = (size[0], size[1] + max(0, int(size[1] * self.size)))
+        # The flipped copy, the background and the blend, then the taller result.
+        return Cost.of(out, "RGBA", copies(size, max(4.5, 3.5 + 2 * fraction)))
 
 
 TransposeMethod = Literal["auto"] | Image.Transpose
@@ -149,6 +162,31 @@ class Transpose:
                 img = img.transpose(method)
         return img
 
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process`: a copy per method, two alive at once.
+
+        For ``AUTO`` the orientation is only known from the image: the size is
+        guessed, and the steps after this one are checked again once it has run.
+        """
+        if self.methods == (Transpose.AUTO,):
+            return Cost(size, mode, image_bytes(size, mode), size, guessed=True)
+        out = size
+        for method in self.methods:
+            if method in _SWAPPING:
+                out = (out[1], out[0])
+        count = min(len(self.methods), 2)
+        return Cost(out, mode, count * image_bytes(size, mode), out)
+
+
+_SWAPPING = frozenset(
+    {
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.TRANSPOSE,
+        Image.Transpose.TRANSVERSE,
+    }
+)
+
 
 def exif_orientation(img: Image.Image) -> int:
     """Return the EXIF orientation of ``img`` (1 to 8), 1 when absent or unreadable."""
@@ -178,6 +216,14 @@ class Convert:
         """Return ``img`` converted to ``mode``."""
         return img.convert(self.mode)
 
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
+        extra = image_bytes(size, self.mode)
+        if "P" in (mode, self.mode) or "PA" in (mode, self.mode):
+            # Palette conversions go through RGB(A) and may quantize.
+            extra += copies(size, 2.5)
+        return Cost(size, self.mode, extra, size)
+
 
 @dataclasses.dataclass(frozen=True)
 class GaussianBlur:
@@ -188,3 +234,9 @@ class GaussianBlur:
     def process(self, img: Image.Image) -> Image.Image:
         """Return ``img`` blurred; palette images are converted first (pilkit fails on them)."""
         return resolve_palette(img).filter(ImageFilter.GaussianBlur(self.radius))
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process`: the blurred image and a work copy."""
+        resolved = palette_mode(mode)
+        converted = 0 if resolved == mode else image_bytes(size, resolved)
+        return Cost(size, resolved, converted + 2 * image_bytes(size, resolved), size)

@@ -12,18 +12,26 @@ from PIL import Image
 from flask_imagekit.exceptions import ImproperlyConfigured
 
 __all__ = [
+    "FALLBACK_COPIES",
     "REDUCING_GAP",
     "Anchor",
     "AnchorLike",
     "ColorLike",
+    "Cost",
     "Processor",
     "ProcessorPipeline",
     "ResizePlan",
+    "chain_cost",
     "check_size",
+    "copies",
     "freeze_color",
+    "image_bytes",
     "is_processor",
     "lanczos_resize",
+    "palette_mode",
     "plan_processors",
+    "processor_cost",
+    "resize_cost",
     "resolve_palette",
 ]
 
@@ -89,6 +97,166 @@ class ResizePlan(NamedTuple):
         for processor in self.after:
             img = processor.process(img)
         return img
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """What :meth:`apply` costs on an image of ``size`` and ``mode``."""
+        resized = resize_cost(size, palette_mode(mode), self.box, self.size, convert=mode)
+        return resized.then(chain_cost(self.after, resized.size, resized.mode))
+
+
+# The memory a processor needs ------------------------------------------------------------
+
+#: A processor without a ``cost()`` (nor a ``plan()``) is taken to make this many
+#: RGBA copies of its input, its result among them, and to keep the size. The most
+#: expensive processors here (Adjust, TrimBorderColor: an RGBA conversion, the
+#: enhanced or differenced copy, a band split or mask, the result) peak at about 4.1;
+#: one more leaves room for a processor that works on a copy of those. A processor
+#: that changes the size is checked again once it has run (``Cost.guessed``).
+FALLBACK_COPIES: Final[int] = 5
+
+# Bytes Pillow stores per pixel, by mode; every other mode takes 4.
+_BYTES_PER_PIXEL: Final[dict[str, int]] = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "I;16": 2,
+    "I;16B": 2,
+    "I;16L": 2,
+    "I;16N": 2,
+}
+
+
+def image_bytes(size: tuple[int, int], mode: str) -> int:
+    """The memory, in bytes, Pillow takes for the pixels of an image of ``size`` and ``mode``."""
+    return size[0] * size[1] * _BYTES_PER_PIXEL.get(mode, 4)
+
+
+def copies(size: tuple[int, int], count: float, mode: str = "RGBA") -> int:
+    """The memory of ``count`` images of ``size`` and ``mode`` (RGBA by default), in bytes."""
+    return int(count * image_bytes(size, mode))
+
+
+def palette_mode(mode: str) -> str:
+    """The mode :func:`resolve_palette` turns an image of ``mode`` into (RGBA for palettes)."""
+    return "RGBA" if mode in ("P", "PA") else mode
+
+
+class Cost(NamedTuple):
+    """What a processor makes of an image of a given size and mode, and the memory it takes.
+
+    Returned by a processor's ``cost(size, mode)``, so that a generation is refused
+    before it allocates what it cannot afford (``IMAGEKIT_MAX_DECODE_BYTES``,
+    ``IMAGEKIT_MAX_OUTPUT_PIXELS``).
+    """
+
+    #: Size of the result.
+    size: tuple[int, int]
+    #: Mode of the result.
+    mode: str
+    #: Bytes allocated at the peak, beyond the input (which stays alive): the result,
+    #: and the copies and conversions made on the way.
+    extra: int
+    #: The largest image made (the result included), whose pixels count against
+    #: ``IMAGEKIT_MAX_OUTPUT_PIXELS``.
+    largest: tuple[int, int]
+    #: True when the result could not be foreseen (a processor without ``cost()``):
+    #: the pipeline checks the following steps again once it has run.
+    guessed: bool = False
+
+    @classmethod
+    def of(cls, size: tuple[int, int], mode: str, extra: int, *made: tuple[int, int]) -> Cost:
+        """A cost whose largest image is the largest of the result and ``made``."""
+        largest = max((size, *made), key=lambda s: s[0] * s[1])
+        return cls(size, mode, extra, largest)
+
+    def then(self, other: Cost) -> Cost:
+        """This step followed by ``other``, run on this step's result."""
+        extra = max(self.extra, image_bytes(self.size, self.mode) + other.extra)
+        largest = max(self.largest, other.largest, key=lambda s: s[0] * s[1])
+        return Cost(other.size, other.mode, extra, largest, self.guessed or other.guessed)
+
+
+def unchanged(size: tuple[int, int], mode: str) -> Cost:
+    """The cost of a step that returns its input: nothing."""
+    return Cost(size, mode, 0, (0, 0))
+
+
+def fallback_cost(size: tuple[int, int], mode: str) -> Cost:
+    """The cost of a processor that does not tell it: see :data:`FALLBACK_COPIES`."""
+    return Cost(size, "RGBA", copies(size, FALLBACK_COPIES), size, guessed=True)
+
+
+def processor_cost(processor: object, size: tuple[int, int], mode: str) -> Cost:
+    """The cost of ``processor`` on an image of ``size`` and ``mode``.
+
+    From its ``cost()``, else from its ``plan()`` (a resize), else
+    :func:`fallback_cost`. A ``cost()`` or ``plan()`` that fails gives the
+    fallback: the processor's ``process()`` reports what is wrong.
+    """
+    try:
+        method = getattr(processor, "cost", None)
+        if callable(method):
+            result = method(size, mode)
+            if isinstance(result, Cost):
+                return result
+        method = getattr(processor, "plan", None)
+        if callable(method):
+            plan = method(size)
+            if isinstance(plan, ResizePlan):
+                return plan.cost(size, mode)
+    except Exception:
+        pass
+    return fallback_cost(size, mode)
+
+
+def chain_cost(processors: Iterable[object], size: tuple[int, int], mode: str) -> Cost:
+    """The cost of running ``processors`` one after the other, the first on ``size``/``mode``."""
+    cost = unchanged(size, mode)
+    for processor in processors:
+        cost = cost.then(processor_cost(processor, cost.size, cost.mode))
+    return cost
+
+
+def resize_cost(
+    size: tuple[int, int],
+    mode: str,
+    box: tuple[float, float, float, float] | None,
+    out: tuple[int, int],
+    *,
+    convert: str | None = None,
+    bands: int = 1,
+) -> Cost:
+    """The cost of a LANCZOS resize of ``box`` of an image to ``out`` (``reducing_gap`` 3).
+
+    ``convert``: the mode of the input when it is first converted to ``mode`` (a
+    palette image). ``bands``: how many bands the resize is split into (see
+    :func:`flask_imagekit.imaging.resize`), which are pasted into a new image.
+    """
+    converted = 0 if convert in (None, mode) else image_bytes(size, mode)
+    result = image_bytes(out, mode)
+    if box is None:
+        box = (0, 0, size[0], size[1])
+    if out == size and box == (0, 0, size[0], size[1]):
+        return Cost.of(out, mode, converted + result)  # Pillow returns a copy
+    # LANCZOS on RGBA and LA works on a premultiplied copy of the whole image, and
+    # converts the result back.
+    premultiplied = image_bytes(size, mode) if mode in ("LA", "RGBA") else 0
+    box_width, box_height = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
+    factor_x = int(box_width / out[0] / REDUCING_GAP) or 1
+    factor_y = int(box_height / out[1] / REDUCING_GAP) or 1
+    if mode in ("1", "P") or mode.startswith("I;16"):
+        factor_x = factor_y = 1  # no reduce() for these modes
+    reduced = (math.ceil(box_width / factor_x) + 2, math.ceil(box_height / factor_y) + 2)
+    reduced_bytes = image_bytes(reduced, mode) if factor_x > 1 or factor_y > 1 else 0
+    # The horizontal pass makes an image of the output's width and of the rows the
+    # vertical pass reads: the box and the LANCZOS support around it.
+    support = math.ceil(3 * max(1.0, reduced[1] / out[1]))
+    rows = min(reduced[1] + 2 * support + 2, size[1] + 2)
+    temporary = image_bytes((out[0], rows), mode)
+    pasted = result if bands > 1 else 0
+    resampling = premultiplied + reduced_bytes + temporary + result + pasted
+    converting_back = 2 * result if premultiplied else 0
+    return Cost.of(out, mode, converted + max(resampling, converting_back))
 
 
 def resolve_palette(img: Image.Image) -> Image.Image:
@@ -239,6 +407,10 @@ class ProcessorPipeline:
     def plan(self, size: tuple[int, int]) -> ResizePlan | None:
         """Plan of the first processor, the other processors appended to its ``after``."""
         return plan_processors(self.processors, size)
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The cost of the processors, one after the other."""
+        return chain_cost(self.processors, size, mode)
 
     def __iter__(self) -> Iterator[Processor]:
         return iter(self.processors)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from flask_imagekit.exceptions import ImproperlyConfigured
 
-from .base import Anchor, AnchorLike, ColorLike, check_size, freeze_color
+from .base import Anchor, AnchorLike, ColorLike, Cost, check_size, freeze_color, image_bytes
 
 __all__ = ["AddBorder", "ResizeCanvas"]
 
@@ -59,6 +59,10 @@ class ResizeCanvas:
         canvas = Image.new("RGBA", (self.width, self.height), self.color)
         canvas.paste(img, (x, y))
         return canvas
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process`: the canvas, and the image made RGBA."""
+        return _canvas_cost(size, mode, (self.width, self.height))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,3 +126,14 @@ class AddBorder:
         return ResizeCanvas(
             img.width + left + right, img.height + top + bottom, color=self.color, x=left, y=top
         ).process(img)
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
+        top, right, bottom, left = self.sides
+        return _canvas_cost(size, mode, (size[0] + left + right, size[1] + top + bottom))
+
+
+def _canvas_cost(size: tuple[int, int], mode: str, canvas: tuple[int, int]) -> Cost:
+    # paste() converts an image of another mode to the canvas's mode first.
+    converted = 0 if mode == "RGBA" else image_bytes(size, "RGBA")
+    return Cost.of(canvas, "RGBA", image_bytes(canvas, "RGBA") + converted)

@@ -9,7 +9,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from flask_imagekit.exceptions import ImproperlyConfigured
 
-from .base import AnchorLike, check_size
+from .base import AnchorLike, Cost, check_size, copies, image_bytes
 from .canvas import ResizeCanvas
 
 __all__ = ["Crop", "Side", "SmartCrop", "TrimBorderColor", "detect_border_color"]
@@ -86,6 +86,14 @@ class TrimBorderColor:
             )
         )
 
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory of :meth:`process`: the RGBA copy, the border, the differences.
+
+        The size of the result depends on the pixels, so it is guessed (the whole
+        image) and the steps after this one are checked again once it has run.
+        """
+        return Cost(size, mode, copies(size, 4.5), size, guessed=True)
+
 
 @dataclasses.dataclass(frozen=True)
 class Crop:
@@ -115,6 +123,12 @@ class Crop:
         height = img.height if self.height is None else min(img.height, self.height)
         canvas = ResizeCanvas(width, height, anchor=self.anchor, x=self.x, y=self.y)
         return canvas.process(img)
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
+        width = size[0] if self.width is None else min(size[0], self.width)
+        height = size[1] if self.height is None else min(size[1], self.height)
+        return ResizeCanvas(width, height, anchor=self.anchor, x=self.x, y=self.y).cost(size, mode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,3 +181,17 @@ class SmartCrop:
             bottom -= remove
             diff_y = diff_y - add - remove
         return img.crop((left, top, right, bottom))
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process`: two slices at a time, then the crop."""
+        source_x, source_y = size
+        out_x = source_x if self.width is None else min(source_x, self.width)
+        out_y = source_y if self.height is None else min(source_y, self.height)
+        diff_x, diff_y = source_x - out_x, source_y - out_y
+        slice_x = min(diff_x, max(diff_x // 5, 10))
+        slice_y = min(diff_y, max(diff_y // 5, 10))
+        slices = max(
+            2 * image_bytes((slice_x, source_y), mode), 2 * image_bytes((out_x, slice_y), mode)
+        )
+        out = (out_x, out_y)
+        return Cost.of(out, mode, slices + image_bytes(out, mode))

@@ -13,11 +13,17 @@ from .base import (
     Anchor,
     AnchorLike,
     ColorLike,
+    Cost,
     ResizePlan,
+    chain_cost,
     check_size,
     freeze_color,
     lanczos_resize,
+    palette_mode,
+    processor_cost,
+    resize_cost,
     resolve_palette,
+    unchanged,
 )
 from .canvas import ResizeCanvas
 from .crop import Crop, SmartCrop
@@ -80,6 +86,13 @@ class Resize:
             return None
         return ResizePlan(_full_box(size), (self.width, self.height))
 
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
+        if not self.resizes(size):
+            return unchanged(size, mode)
+        out = (self.width, self.height)
+        return resize_cost(size, palette_mode(mode), None, out, convert=mode)
+
 
 @dataclasses.dataclass(frozen=True)
 class ResizeToCover:
@@ -109,6 +122,10 @@ class ResizeToCover:
     def plan(self, size: tuple[int, int]) -> ResizePlan | None:
         """The whole image resized to its cover size; None when it is not resized."""
         return self.resize_for(size).plan(size)
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
+        return self.resize_for(size).cost(size, mode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +181,14 @@ class ResizeToFill:
             return Crop(width, height, anchor=self.anchor).process(img)
         return plan.apply(img)
 
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
+        plan = self.plan(size)
+        if plan is None:
+            width, height = _require_both("ResizeToFill", self.width, self.height)
+            return Crop(width, height, anchor=self.anchor).cost(size, mode)
+        return plan.cost(size, mode)
+
 
 @dataclasses.dataclass(frozen=True)
 class SmartResize:
@@ -188,6 +213,11 @@ class SmartResize:
         if plan is None:
             return None
         return plan._replace(after=(SmartCrop(self.width, self.height),))
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
+        cover = ResizeToCover(self.width, self.height, upscale=self.upscale)
+        return chain_cost((cover, SmartCrop(self.width, self.height)), size, mode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +273,12 @@ class ResizeToFit:
         if plan is None or mat is None:
             return plan
         return plan._replace(after=(mat,))
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
+        resize = Resize(*self.fit_size(size), upscale=self.upscale)
+        mat = self._mat()
+        return chain_cost((resize,) if mat is None else (resize, mat), size, mode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,3 +345,7 @@ class Thumbnail:
     def plan(self, size: tuple[int, int]) -> ResizePlan | None:
         """The plan of :attr:`processor`."""
         return self.processor.plan(size)
+
+    def cost(self, size: tuple[int, int], mode: str) -> Cost:
+        """The cost of :attr:`processor`."""
+        return processor_cost(self.processor, size, mode)

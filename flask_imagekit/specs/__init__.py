@@ -19,11 +19,14 @@ from ..exceptions import GenerationError, ImageKitError, MissingSource
 from ..imaging import (
     DEFAULT_ALLOWED_FORMATS,
     DEFAULT_MAX_DECODE_BYTES,
+    DEFAULT_MAX_OUTPUT_PIXELS,
     _load,
+    check_pipeline,
     decode_many,
     open_image,
     save_image,
 )
+from ..processors.base import image_bytes, processor_cost
 from ..sources import SourceFile, as_source
 from ..utils import WEB_FORMATS, format_for_name
 from .hashing import canonical, digest
@@ -96,14 +99,21 @@ class ImageSpec(BaseImageSpec):
     """A spec made of processors, an output format and encoder options.
 
     ``auto_orient`` (default True) turns the source upright by its EXIF
-    orientation before the processors run.
+    orientation before the processors run. Outputs are converted to sRGB and carry
+    no ICC profile; ``keep_icc_profile = True`` keeps the source's profile instead
+    (and its colours as they are) when LittleCMS can use it and it is at most
+    64 KiB.
     """
+
+    #: django-imagekit's ``ImageSpec.MissingSource``.
+    MissingSource = MissingSource
 
     processors: t.Any = ()
     format: str | None = None
     options: t.Mapping[str, t.Any] | None = None
     autoconvert: bool = True
     auto_orient: bool = True
+    keep_icc_profile: bool = False
 
     def output_format(self, sniffed: str | None = None) -> str:
         """The format this spec encodes to: ``format``, or one chosen from the source name.
@@ -150,6 +160,7 @@ class ImageSpec(BaseImageSpec):
                 frozenset(params[2].items()),
                 params[3],
                 params[4],
+                tuple(params[5:]),
             )
             text = _params_memo.get(key)
         except TypeError:  # unhashable parameters: no memo
@@ -169,6 +180,8 @@ class ImageSpec(BaseImageSpec):
             dict(self.options or {}),
             self.autoconvert,
             self.auto_orient,
+            # Only when set, so that the names of existing cache files stay the same.
+            *([True] if self.keep_icc_profile else []),
         ]
 
     def generate(self) -> io.BytesIO:
@@ -187,7 +200,8 @@ class ImageSpec(BaseImageSpec):
             prepare_specs([self])
             prepared = self.__dict__.pop("_decoded")
         img, remaining, original_format = prepared
-        for processor in remaining:
+        for index, processor in enumerate(remaining):
+            guessed = processor_cost(processor, img.size, img.mode).guessed
             try:
                 img = processor.process(img)
             except ImageKitError:
@@ -204,10 +218,33 @@ class ImageSpec(BaseImageSpec):
                     "instead of an image; process() must return the processed image."
                 )
                 raise GenerationError(msg)
+            if guessed:
+                # Its result could not be foreseen: check what follows now that it is known.
+                _, _, max_bytes, max_output_pixels = _limits()
+                start = prepared[0]
+                check_pipeline(
+                    img,
+                    remaining[index + 1 :],
+                    self.output_format(original_format),
+                    max_bytes=max_bytes,
+                    max_output_pixels=max_output_pixels,
+                    held=0 if img is start else image_bytes(start.size, start.mode),
+                    icc=bool(start.info.get("icc_profile")),
+                    name=source.name,
+                )
         fmt = self.output_format(original_format)
         out = io.BytesIO()
         try:
-            save_image(img, out, fmt, self.options, self.autoconvert)
+            save_image(
+                img,
+                out,
+                fmt,
+                self.options,
+                self.autoconvert,
+                keep_icc_profile=self.keep_icc_profile,
+                # Processors that build a new image leave img.info, and the profile, behind.
+                icc_profile=prepared[0].info.get("icc_profile"),
+            )
         except Exception as exc:
             msg = (
                 f"Could not encode the output of {type(self).__name__} for {source.name!r} "
@@ -229,7 +266,7 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
     if not source:
         msg = f"{type(specs[0]).__name__} has no source image. Pass source=... to the spec."
         raise MissingSource(msg)
-    formats, max_pixels, max_bytes = _limits()
+    formats, max_pixels, max_bytes, max_output_pixels = _limits()
     processor_lists = [list(spec.processors or ()) for spec in specs]
     with source.open() as fp:
         img = open_image(
@@ -242,22 +279,39 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
             groups.setdefault(bool(spec.auto_orient), []).append(index)
         if len(groups) > 1:
             _load(img, source.name)
-        for auto_orient, indexes in groups.items():
+        for number, (auto_orient, indexes) in enumerate(groups.items()):
+            # With several groups, the source and each group's decode stay alive.
+            held = image_bytes(img.size, img.mode) * (1 + number) if len(groups) > 1 else 0
             decoded = decode_many(
                 img if len(groups) == 1 else img.copy(),
                 [processor_lists[i] for i in indexes],
                 auto_orient=auto_orient,
                 name=source.name,
+                formats=[specs[i].output_format(original_format) for i in indexes],
+                max_bytes=max_bytes,
+                max_output_pixels=max_output_pixels,
+                held=held,
             )
             for index, (image, remaining) in zip(indexes, decoded, strict=True):
                 specs[index].__dict__["_decoded"] = (image, remaining, original_format)
 
 
-def _limits() -> tuple[tuple[str, ...], int | None, int | None]:
+def _limits() -> tuple[tuple[str, ...], int | None, int | None, int | None]:
+    """Allowed formats, max source pixels, max decode bytes and max output pixels."""
     state = current_state_or_none()
     if state is None:
-        return DEFAULT_ALLOWED_FORMATS, _DEFAULT_MAX_PIXELS, DEFAULT_MAX_DECODE_BYTES
-    return state.allowed_source_formats, state.max_source_pixels, state.max_decode_bytes
+        return (
+            DEFAULT_ALLOWED_FORMATS,
+            _DEFAULT_MAX_PIXELS,
+            DEFAULT_MAX_DECODE_BYTES,
+            DEFAULT_MAX_OUTPUT_PIXELS,
+        )
+    return (
+        state.allowed_source_formats,
+        state.max_source_pixels,
+        state.max_decode_bytes,
+        state.max_output_pixels,
+    )
 
 
 def _sniff(source: SourceFile) -> str | None:

@@ -4,6 +4,7 @@ Configured by environment variables so worker processes build the same app:
 ``IK_MEDIA`` (media root), ``IK_REDIS`` (Redis URL for state, broker and queue),
 ``IK_BACKEND`` (``rq`` or ``celery``), ``IK_QUEUE`` (queue name),
 ``IK_LOCK_TIMEOUT`` (seconds), ``IK_SLOW`` (seconds the slow spec sleeps).
+Jobs are signed with ``SECRET_KEY``, the same in the test process and its workers.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def create_app() -> Flask:
         backend = RQ(redis_url=redis_url, queue_name=queue, lock_timeout=lock_timeout)
     app = Flask(__name__)
     app.config.update(
+        SECRET_KEY="imagekit-async-tests",
         IMAGEKIT_MEDIA_ROOT=os.environ["IK_MEDIA"],
         IMAGEKIT_CACHE_BACKEND={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_url},
         IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=backend,

@@ -243,3 +243,54 @@ def test_imagespec_missingsource_is_the_exception() -> None:
     assert ImageSpec.MissingSource is MissingSource
     with pytest.raises(ImageSpec.MissingSource):
         Thumb().generate()
+
+
+def test_processed_image_field_takes_processors_first(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+    from werkzeug.datastructures import FileStorage
+
+    from flask_imagekit.models import ProcessedImageField
+    from flask_imagekit.processors import SmartCrop
+
+    from .conftest import encode, photo
+
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+    register.generator("compat:registered", Thumb)
+
+    class Card(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "compat_card"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        face: Mapped[str | None] = ProcessedImageField(
+            [SmartCrop(50, 40)], format="JPEG", upload_to="p"
+        )
+        back: Mapped[str | None] = ProcessedImageField(spec_id="compat:registered", upload_to="b")
+
+    app = make_app(tmp_path, db)
+    with app.app_context():
+        db.create_all()
+        data = encode(photo((200, 100)), "PNG")
+        card = Card(
+            face=FileStorage(io.BytesIO(data), filename="f.png"),
+            back=FileStorage(io.BytesIO(data), filename="b.png"),
+        )
+        db.session.add(card)
+        db.session.commit()
+        assert card.face == "p/f.jpg"
+        assert (card.face.width, card.face.height) == (50, 40)
+        assert card.back == "b/b.jpg"
+        with Image.open(tmp_path / "media" / card.back) as img:
+            assert img.size == (20, 20)
+        db.session.remove()
+
+
+def test_processed_image_field_refuses_spec_id_with_processors() -> None:
+    from flask_imagekit.exceptions import ImproperlyConfigured
+    from flask_imagekit.models import ProcessedImageField
+
+    with pytest.raises(ImproperlyConfigured, match="spec_id"):
+        ProcessedImageField([ResizeToFill(5, 5)], spec_id="x:y")
