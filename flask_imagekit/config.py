@@ -299,6 +299,17 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         if not isinstance(config[flag], bool):
             _fail(flag, config[flag], "True or False")
 
+    backend = resolve_backend(
+        "IMAGEKIT_DEFAULT_CACHEFILE_BACKEND", config["IMAGEKIT_DEFAULT_CACHEFILE_BACKEND"]
+    )
+    if getattr(backend, "is_async", False) and not config.get("SECRET_KEY"):
+        msg = (
+            f"IMAGEKIT_DEFAULT_CACHEFILE_BACKEND = {backend!r} signs its jobs with the app's "
+            "SECRET_KEY, and the app has none. Set SECRET_KEY (the same one on the web app "
+            "and its workers)."
+        )
+        raise ImproperlyConfigured(msg)
+
     cache_source = _cache_source(
         "IMAGEKIT_CACHE_BACKEND",
         config["IMAGEKIT_CACHE_BACKEND"],
@@ -331,9 +342,7 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         spec_cachefile_namer=_namer(
             "IMAGEKIT_SPEC_CACHEFILE_NAMER", config["IMAGEKIT_SPEC_CACHEFILE_NAMER"]
         ),
-        cachefile_backend=resolve_backend(
-            "IMAGEKIT_DEFAULT_CACHEFILE_BACKEND", config["IMAGEKIT_DEFAULT_CACHEFILE_BACKEND"]
-        ),
+        cachefile_backend=backend,
         cachefile_strategy=resolve_strategy(
             config["IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY"],
             key="IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY",

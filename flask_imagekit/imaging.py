@@ -27,6 +27,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from .exceptions import SourceError
 from .processors.base import (
+    QUANTIZE_COST,
     ResizePlan,
     copies,
     image_bytes,
@@ -386,6 +387,7 @@ def decode(
     auto_orient: bool = True,
     name: str | None = None,
     format: str | None = None,
+    options: t.Mapping[str, t.Any] | None = None,
     max_bytes: int | None = DEFAULT_MAX_DECODE_BYTES,
     max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
 ) -> tuple[Image.Image, t.Sequence[t.Any]]:
@@ -396,8 +398,8 @@ def decode(
     is done here, on a JPEG decoded at reduced scale, and only the processors
     that finish the plan are returned. Otherwise the whole image is decoded and
     ``processors`` are returned unchanged. The processors, and encoding as
-    ``format`` when given, are checked against the budgets first (see
-    :func:`decode_many`).
+    ``format`` with ``options`` when given, are checked against the budgets
+    first (see :func:`decode_many`).
     """
     return decode_many(
         img,
@@ -405,6 +407,7 @@ def decode(
         auto_orient=auto_orient,
         name=name,
         formats=[format],
+        options=[options],
         max_bytes=max_bytes,
         max_output_pixels=max_output_pixels,
     )[0]
@@ -417,6 +420,7 @@ def decode_many(
     auto_orient: bool = True,
     name: str | None = None,
     formats: t.Sequence[str | None] | None = None,
+    options: t.Sequence[t.Mapping[str, t.Any] | None] | None = None,
     max_bytes: int | None = DEFAULT_MAX_DECODE_BYTES,
     max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
     held: int = 0,
@@ -430,9 +434,9 @@ def decode_many(
     formats, whose decoding :func:`open_image` estimated), the whole generation
     of every list is checked against the budgets, as :func:`check_pipeline` does:
     each step's memory (with ``held`` bytes of other images alive) against
-    ``max_bytes``, each image made against ``max_output_pixels``. ``formats``:
-    the output format of each list, None when it is not encoded. Raises
-    :class:`SourceError` when a list is over a budget.
+    ``max_bytes``, each image made against ``max_output_pixels``. ``formats``
+    and ``options``: the output format (None when it is not encoded) and encoder
+    options of each list. Raises :class:`SourceError` when a list is over a budget.
     """
     if img.format not in ("JPEG", "MPO"):
         # Reading EXIF from other formats may decode pixels: surface errors here.
@@ -478,6 +482,7 @@ def decode_many(
             boxes,
             orientation,
             formats or [None] * len(processor_lists),
+            options or [None] * len(processor_lists),
             coefficients,
             held,
         )
@@ -603,14 +608,17 @@ def _orient(img: Image.Image, orientation: int) -> Image.Image:
 
 # The budgets of a generation ----------------------------------------------------------
 
-#: Memory the encoders take beyond the image they are given, in bytes per pixel,
-#: measured on noise (their worst case) and rounded up: JPEG buffers its output
-#: for the optimized Huffman tables, libwebp and libavif keep YUV planes and
-#: analysis buffers, GIF quantizes (counted with the conversions) then compresses.
-_ENCODER_COST = {"JPEG": 3.5, "PNG": 0.5, "GIF": 1.0, "WEBP": 24.0, "AVIF": 36.0}
-_OTHER_ENCODER_COST = 4.0
-# Median-cut quantization to a palette, in bytes per pixel (GIF outputs).
-_QUANTIZE_COST = 9.0
+# Memory the encoders take beyond the image they are given, in bytes per pixel,
+# measured on noise (their worst case) with any options, and rounded up: libwebp
+# (lossless: 40) and libavif keep planes and analysis buffers. JPEG, PNG and the
+# others are estimated from their buffers and output (see _encoder_cost).
+_WEBP_COST, _WEBP_LOSSLESS_COST, _AVIF_COST = 24.0, 40.0, 36.0
+# Bytes per pixel of uncompressed image data, by mode. An encoder's output is kept
+# whole (noise compresses to about this, JPEG to 1.4 per component at quality 100),
+# in a buffer that may be copied as it grows.
+_RAW_BYTES = {"1": 0.125, "L": 1.0, "P": 1.0, "LA": 2.0, "I;16": 2.0, "RGB": 3.0}
+# JPEG chroma subsampling option -> coefficients per pixel of a colour image.
+_JPEG_COMPONENTS = {0: 3.0, "4:4:4": 3.0, 1: 2.0, "4:2:2": 2.0, 2: 1.5, "4:2:0": 1.5, -1: 1.5}
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
@@ -622,13 +630,15 @@ def encode_cost(
     *,
     transparency: bool = False,
     icc: bool = False,
+    options: t.Mapping[str, t.Any] | None = None,
 ) -> int:
     """Estimated memory, in bytes, that :func:`save_image` takes beyond the image it is given.
 
     The mode conversions of :func:`prepare_image` (16-bit and CMYK, alpha flattened
     for JPEG, palettes for GIF), the sRGB conversion when the image has an ICC
-    profile (``icc``) and the encoder's own buffers. ``transparency``: the image
-    may have a transparent colour (``info["transparency"]``).
+    profile (``icc``), the encoder's buffers and its output, for the encoder
+    ``options``. ``transparency``: the image may have a transparent colour
+    (``info["transparency"]``).
     """
     fmt = format.upper()
     pixels = size[0] * size[1]
@@ -663,7 +673,7 @@ def encode_cost(
             mode = convert("RGB")
     elif fmt == "GIF":
         if mode != "P" or transparency:
-            extra += copies(size, 1) + int(pixels * _QUANTIZE_COST)
+            extra += copies(size, 1) + int(pixels * QUANTIZE_COST)
             if alpha:
                 extra += copies(size, 1) + 2 * image_bytes(size, "L")
             mode = "P"
@@ -679,7 +689,28 @@ def encode_cost(
         mode = convert("RGBA" if alpha else "RGB")
     if icc:
         extra += image_bytes(size, mode)  # the sRGB conversion makes a new image
-    return extra + int(pixels * _ENCODER_COST.get(fmt, _OTHER_ENCODER_COST))
+    return extra + int(pixels * _encoder_cost(fmt, mode, options or {}))
+
+
+# Peak memory of decoding, in bytes per pixel, where it is more than the image:
+# Pillow decodes WebP and AVIF whole, in several copies.
+_DECODE_PEAK = {"WEBP": 16.0, "AVIF": 10.0}
+
+
+def _encoder_cost(fmt: str, mode: str, options: t.Mapping[str, t.Any]) -> float:
+    """Bytes per pixel an encoder takes for an image of ``mode``, its output included."""
+    output = 2.0 * _RAW_BYTES.get(mode, 4.0)
+    if fmt == "JPEG":
+        subsampling = options.get("subsampling", -1)
+        components = 1.0 if mode == "L" else _JPEG_COMPONENTS.get(subsampling, 3.0)
+        # A row buffer of the whole image and libjpeg's coefficients (optimized
+        # Huffman tables, progressive), then the output.
+        return 1.0 + 2.0 * components + 2.0 * 1.4 * components
+    if fmt == "WEBP":
+        return _WEBP_LOSSLESS_COST if options.get("lossless") else _WEBP_COST
+    if fmt == "AVIF":
+        return _AVIF_COST
+    return output + 0.5
 
 
 @dataclasses.dataclass
@@ -691,11 +722,12 @@ class _Tally:
     largest: tuple[int, int] = (0, 0)
     largest_at: str = ""
 
-    def add(self, memory: int, largest: tuple[int, int], at: str) -> None:
+    def add(self, memory: int, largest: tuple[int, int], at: str, made: str = "") -> None:
+        """Tally a step ``at`` that peaks at ``memory`` bytes and ``made`` a ``largest`` image."""
         if memory > self.memory:
             self.memory, self.memory_at = memory, at
         if largest[0] * largest[1] > self.largest[0] * self.largest[1]:
-            self.largest, self.largest_at = largest, at
+            self.largest, self.largest_at = largest, made or f"an image made by {at}"
 
     def walk(
         self,
@@ -708,6 +740,7 @@ class _Tally:
         start_held: bool = True,
         transparency: bool = False,
         icc: bool = False,
+        options: t.Mapping[str, t.Any] | None = None,
     ) -> None:
         """Tally running ``processors`` on an image of ``size``/``mode``, then encoding it.
 
@@ -722,9 +755,11 @@ class _Tally:
             self.add(held + kept + image_bytes(size, mode) + cost.extra, cost.largest, at)
             size, mode = cost.size, cost.mode
         kept = start if processors else 0
-        self.add(held, size, "the output")
+        self.add(held, size, "the output", "the output")
         if format is not None:
-            extra = encode_cost(size, mode, format, transparency=transparency, icc=icc)
+            extra = encode_cost(
+                size, mode, format, transparency=transparency, icc=icc, options=options
+            )
             at = f"encoding a {size[0]}x{size[1]} {mode} image as {format.upper()}"
             self.add(held + kept + image_bytes(size, mode) + extra, (0, 0), at)
 
@@ -733,7 +768,7 @@ class _Tally:
         width, height = self.largest
         if max_output_pixels is not None and width * height > max_output_pixels:
             msg = (
-                f"{what}: {self.largest_at} would make a {width}x{height} image "
+                f"{what}: {self.largest_at} would be {width}x{height} "
                 f"({width * height:,} pixels), over the limit of {max_output_pixels:,} "
                 "(IMAGEKIT_MAX_OUTPUT_PIXELS). Make the spec's output smaller (or resize "
                 "first), or raise the limit."
@@ -758,6 +793,7 @@ def check_pipeline(
     max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
     held: int = 0,
     icc: bool = False,
+    options: t.Mapping[str, t.Any] | None = None,
     name: str | None = None,
 ) -> None:
     """Refuse to run ``processors`` on ``img`` and encode it as ``format`` over the budgets.
@@ -766,7 +802,8 @@ def check_pipeline(
     the processors' ``cost()``, see :class:`~flask_imagekit.processors.base.Cost`)
     and the size of every image made, and raises :class:`SourceError` when one is
     over ``max_bytes`` or ``max_output_pixels``. ``held``: bytes of other images
-    kept alive meanwhile; ``icc``: the output is converted from an ICC profile.
+    kept alive meanwhile; ``icc``: the output is converted from an ICC profile;
+    ``options``: the encoder's.
     """
     tally = _Tally()
     transparency = "transparency" in img.info
@@ -780,6 +817,7 @@ def check_pipeline(
         start_held=False,
         transparency=transparency,
         icc=icc,
+        options=options,
     )
     tally.check(_what(img, img.size, name), max_bytes, max_output_pixels)
 
@@ -797,6 +835,7 @@ def _decode_tally(
     boxes: t.Sequence[tuple[float, float, float, float] | None],
     orientation: int,
     formats: t.Sequence[str | None],
+    options: t.Sequence[t.Mapping[str, t.Any] | None],
     coefficients: int,
     held: int,
 ) -> _Tally:
@@ -805,10 +844,10 @@ def _decode_tally(
     transparency = "transparency" in img.info
     icc = bool(img.info.get("icc_profile"))
     decoded = image_bytes(img.size, img.mode)
-    # Other formats are decoded already, within the estimate of open_image().
-    if img.format in ("JPEG", "MPO"):
-        at = f"decoding at {img.width}x{img.height}"
-        tally.add(held + decoded + coefficients, (0, 0), at)
+    decoding = decoded + coefficients
+    if img.format in _DECODE_PEAK:
+        decoding = max(decoding, int(img.width * img.height * _DECODE_PEAK[img.format]))
+    tally.add(held + decoding, (0, 0), f"decoding at {img.width}x{img.height}")
     scale = stored_size[0] / img.size[0]
     alive = held + decoded
     starts: list[tuple[tuple[int, int], str, int]] = []  # size, mode, bytes
@@ -836,8 +875,8 @@ def _decode_tally(
         alive += made
         starts.append((plan.size, img.mode, made))
     distinct = sum(made for _, _, made in starts) + (full or 0)
-    for (size, mode, made), processors, plan, format in zip(
-        starts, processor_lists, plans, formats, strict=True
+    for (size, mode, made), processors, plan, format, encoder_options in zip(
+        starts, processor_lists, plans, formats, options, strict=True
     ):
         own = made if plan is not None else (full or 0)
         remaining = plan.after if plan is not None else processors
@@ -849,6 +888,7 @@ def _decode_tally(
             held=held + distinct - own,
             transparency=transparency,
             icc=icc,
+            options=encoder_options,
         )
     return tally
 

@@ -574,6 +574,35 @@ def _load_rq_app() -> Flask:
         return _rq_app
 
 
+_fork_hook_installed = False
+
+
+def preload_app() -> Flask:
+    """Load the app of an RQ worker now, before it forks work horses.
+
+    Each work horse then drops the database connections it inherited, so no
+    connection is ever used by two processes.
+    """
+    global _fork_hook_installed
+    app = _load_rq_app()
+    with _rq_app_lock:
+        if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_drop_inherited_connections)
+            _fork_hook_installed = True
+    return app
+
+
+def _drop_inherited_connections() -> None:
+    app = _rq_app
+    db = app.extensions.get("sqlalchemy") if app is not None else None
+    if app is None or db is None:
+        return
+    with app.app_context():
+        for engine in db.engines.values():
+            # close=False: the parent's connections stay open, for the parent.
+            engine.dispose(close=False)
+
+
 def rq_generate(payload: dict[str, t.Any]) -> str:
     """The RQ job function: run ``payload`` in the app named by ``FLASK_APP``.
 

@@ -55,7 +55,10 @@ def load_app(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Flask:
     return create_app()
 
 
-def rq_burst(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def rq_burst(
+    env: dict[str, str], timeout: float = 60, worker_class: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    extra = ["--worker-class", worker_class] if worker_class else []
     return subprocess.run(
         [
             str(BIN / "rq"),
@@ -65,6 +68,7 @@ def rq_burst(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedPr
             env["IK_REDIS"],
             "--serializer",
             "json",
+            *extra,
             env["IK_QUEUE"],
         ],
         env=env,
@@ -111,6 +115,35 @@ def test_rq_worker_generates_what_a_page_view_enqueued(
         assert file  # EXISTS now, set by the worker in the shared state
         assert (file.width, file.height) == (60, 40)
         assert Path(file.path).is_file()
+
+
+@pytest.mark.parametrize(
+    ("worker_class", "loads"),
+    [
+        ("flask_imagekit.rqworker.Worker", 1),
+        ("flask_imagekit.rqworker.SimpleWorker", 1),
+        (None, 3),  # RQ's own worker builds the app again in every work horse
+    ],
+)
+def test_rq_workers_that_load_the_app_once(
+    async_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    worker_class: str | None,
+    loads: int,
+) -> None:
+    app = load_app(async_env, monkeypatch)
+    with app.app_context():
+        files = [LazyGeneratedImageFile("async:thumb", source=f"pics/p{i}.jpg") for i in range(3)]
+        for file in files:
+            assert file.cachefile_backend.enqueue(file)
+    log = tmp_path / "loads.txt"
+    result = rq_burst(dict(async_env, IK_LOAD_LOG=str(log)), worker_class=worker_class)
+    assert result.returncode == 0, result.stderr
+    assert len(log.read_text().split()) == loads
+    with app.app_context():
+        for file in files:
+            assert Path(file.path).is_file()
 
 
 def test_duplicate_and_late_jobs_are_no_ops(

@@ -592,3 +592,12 @@ def test_rq_worker_still_generates_signed_jobs(
         file = LazyGeneratedImageFile("async:thumb", source="pics/p0.jpg")
         assert file
         assert (file.width, file.height) == (60, 40)
+
+
+def test_an_async_default_backend_needs_a_secret_key_at_start_up(tmp_path: Path) -> None:
+    from flask_imagekit.cachefiles.backends import RQ
+
+    app = Flask("nokey", instance_path=str(tmp_path / "instance"))
+    app.config.update(IMAGEKIT_MEDIA_ROOT=str(tmp_path), IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=RQ())
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY"):
+        ImageKit(app)

@@ -17,8 +17,8 @@ README = Path(__file__).resolve().parents[1] / "README.rst"
 COVERED_ELSEWHERE = {
     "make demo": "tests/test_example_app.py (python -m example_app.demo) and tests/browser",
     "make test": ".ci/run (this very suite)",
-    "FLASK_APP=myapp rq worker": "tests/test_async.py (real rq workers)",
-    "celery -A myapp.worker worker": "tests/test_async.py (a real Celery worker)",
+    "FLASK_APP=myapp rq worker": "tests/test_async.py (real rq workers, rqworker.Worker)",
+    "celery -A worker worker": "test_the_celery_worker_block_runs_a_real_worker, below",
     "flask --app example_app": "tests/test_example_app.py (init-db, seed, generate)",
     "flask --app myapp imagekit generate --enqueue": "tests/test_async.py (Celery worker)",
 }
@@ -49,6 +49,7 @@ def test_readme_has_the_two_commands_on_its_first_screen() -> None:
 
 def test_every_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: t.Any) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SECRET_KEY", "readme-tour")
     # A real module: SQLAlchemy resolves the models' annotations through it.
     module = types.ModuleType("readme_tour")
     module.__file__ = str(tmp_path / "readme_tour.py")
@@ -129,3 +130,83 @@ def check_tour(namespace: dict[str, t.Any]) -> None:
     with app.app_context():
         namespace["db"].session.remove()
         namespace["db"].engine.dispose()
+
+
+def worker_block() -> str:
+    """The README's complete Celery ``worker.py``."""
+    found = [code for language, code in blocks() if code.startswith("# worker.py")]
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.mark.redis
+def test_the_celery_worker_block_runs_a_real_worker(redis_url: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import time
+
+    (tmp_path / "worker.py").write_text(worker_block())
+    media = tmp_path / "media"
+    (media / "photos").mkdir(parents=True)
+    Image.new("RGB", (600, 400), "teal").save(media / "photos" / "a.jpg")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
+    env.update(
+        SECRET_KEY="readme-worker",
+        REDIS_URL=redis_url,
+        MEDIA_ROOT=str(media),
+        PYTHONPATH=os.pathsep.join([str(tmp_path), str(README.parent)]),
+    )
+    env.pop("PYTHONWARNINGS", None)
+    bin_dir = Path(sys.executable).parent
+    # The web side: the same module enqueues a job through the Celery backend.
+    enqueue = (
+        "from worker import flask_app\n"
+        "from flask_imagekit.cachefiles import LazyGeneratedImageFile\n"
+        "with flask_app.app_context():\n"
+        "    f = LazyGeneratedImageFile('cards:thumbnail', source='photos/a.jpg')\n"
+        "    assert not f\n"
+        "    print(f.name)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", enqueue],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    name = done.stdout.split()[-1]
+    worker = subprocess.Popen(
+        [
+            str(bin_dir / "celery"),
+            "-A",
+            "worker",
+            "worker",
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (media / name).is_file():
+            assert time.monotonic() < deadline, "the worker did not generate the file"
+            assert worker.poll() is None, "the worker exited"
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=30)
+    assert "Traceback" not in output, output
+    with Image.open(media / name) as img:
+        assert img.size == (120, 80)

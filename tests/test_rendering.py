@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_imagekit import ImageKit, ImageSpec, register
 from flask_imagekit.cachefiles import ImageCacheFile
-from flask_imagekit.cachefiles.backends import AsyncBackend, CacheFileState, Simple
+from flask_imagekit.cachefiles.backends import RQ, AsyncBackend, CacheFileState, Simple
 from flask_imagekit.exceptions import (
     GenerationError,
     ImproperlyConfigured,
@@ -477,3 +477,36 @@ def test_missing_cache_file_is_pending_not_an_error_in_production(
         file = ImageCacheFile(Fill(source=sources["missing"]))
         assert file.__html__().startswith('<img src="data:image/svg+xml')
         assert (file.width, file.height) == (0, 0)  # no error on the page
+
+
+# A broker that is down ------------------------------------------------------------------------
+
+
+def test_rq_backend_with_its_redis_down_generates_inline(
+    media_root: Path,
+    tmp_path: Path,
+    sources: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Nothing listens on port 1: the broker is unreachable, the state cache is local.
+    backend = RQ(redis_url="redis://127.0.0.1:1/0")
+    app = make_app(
+        media_root,
+        tmp_path,
+        SECRET_KEY="test",
+        IMAGEKIT_CACHE_BACKEND=SimpleCache(),
+        IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=backend,
+    )
+    ImageKit(app)
+    register.generator("t:fill", Fill)
+    save_source(media_root, "photos/other.jpg")
+    with caplog.at_level(logging.WARNING, logger="flask_imagekit"), app.test_request_context():
+        html = render_template_string(
+            '{{ generateimage("t:fill", source=a) }}{{ generateimage("t:fill", source=b) }}',
+            a=sources["good"],
+            b="photos/other.jpg",
+        )
+    assert html.count('width="40" height="30"') == 2  # made inline, with their size
+    assert len(list((media_root / "CACHE/images/photos").rglob("*.jpg"))) == 2
+    broker_warnings = [r for r in caplog.records if "broker" in r.getMessage()]
+    assert len(broker_warnings) == 1  # one per outage window, not one per image

@@ -481,6 +481,19 @@ def _unreachable_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+@functools.cache
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean a job queue cannot be reached (Redis for RQ, kombu for Celery)."""
+    errors = list(_unreachable_errors())
+    try:
+        from kombu.exceptions import OperationalError
+    except ImportError:
+        pass
+    else:
+        errors.append(OperationalError)
+    return tuple(errors)
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_size(raw: str) -> tuple[int, int] | None:
     if raw.startswith("E:"):
@@ -539,6 +552,8 @@ class AsyncBackend(CachedFileBackend):
 
     #: Files may be pending on a worker: ``bool()`` asks the state cache.
     is_async = True
+    #: Until this time (monotonic), the broker is known to be unreachable.
+    _broker_down_until = 0.0
 
     def generate(self, file: ImageCacheFile, force: bool = False) -> None:
         """Schedule the generation of ``file`` unless it exists or is under way."""
@@ -557,11 +572,26 @@ class AsyncBackend(CachedFileBackend):
         from ..jobs import job_payload
 
         payload = job_payload(file, force=force)
+        if self._broker_down_until > time.monotonic():
+            # Known to be down: no connection attempt per image.
+            self.generate_now(file, force=force)
+            return True
         token = t.cast(str, payload["token"])
         if not self._acquire(file, token):
             return False
         try:
             self.schedule(payload)
+        except _broker_errors() as exc:
+            self._release(file, token)
+            self._broker_down_until = time.monotonic() + _RETRY_UNREACHABLE_AFTER
+            logger.warning(
+                "flask_imagekit: the broker of %r is unreachable (%s); generating inline for "
+                "%d seconds.",
+                self,
+                exc,
+                _RETRY_UNREACHABLE_AFTER,
+            )
+            self.generate_now(file, force=force)
         except BaseException:
             self._release(file, token)
             raise

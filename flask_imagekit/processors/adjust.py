@@ -10,7 +10,7 @@ from PIL import ExifTags, Image, ImageColor, ImageEnhance, ImageFilter, ImageMod
 
 from flask_imagekit.exceptions import ImproperlyConfigured
 
-from .base import Cost, copies, image_bytes, palette_mode, resolve_palette
+from .base import QUANTIZE_COST, Cost, copies, image_bytes, palette_mode, resolve_palette
 
 __all__ = ["Adjust", "Convert", "GaussianBlur", "Reflection", "Transpose"]
 
@@ -219,9 +219,11 @@ class Convert:
     def cost(self, size: tuple[int, int], mode: str) -> Cost:
         """The memory and size of :meth:`process` on an image of ``size`` and ``mode``."""
         extra = image_bytes(size, self.mode)
-        if "P" in (mode, self.mode) or "PA" in (mode, self.mode):
-            # Palette conversions go through RGB(A) and may quantize.
-            extra += copies(size, 2.5)
+        if self.mode in ("P", "PA") and mode not in ("P", "PA"):
+            # RGBA images are quantized: a hash of every distinct colour.
+            extra += int(size[0] * size[1] * QUANTIZE_COST)
+        elif mode in ("P", "PA"):
+            extra += copies(size, 1)  # through the palette's mode
         return Cost(size, self.mode, extra, size)
 
 

@@ -230,6 +230,7 @@ class ImageSpec(BaseImageSpec):
                     max_output_pixels=max_output_pixels,
                     held=0 if img is start else image_bytes(start.size, start.mode),
                     icc=bool(start.info.get("icc_profile")),
+                    options=self.options,
                     name=source.name,
                 )
         fmt = self.output_format(original_format)
@@ -288,6 +289,7 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
                 auto_orient=auto_orient,
                 name=source.name,
                 formats=[specs[i].output_format(original_format) for i in indexes],
+                options=[specs[i].options for i in indexes],
                 max_bytes=max_bytes,
                 max_output_pixels=max_output_pixels,
                 held=held,

@@ -3,7 +3,8 @@
 Configured by environment variables so worker processes build the same app:
 ``IK_MEDIA`` (media root), ``IK_REDIS`` (Redis URL for state, broker and queue),
 ``IK_BACKEND`` (``rq`` or ``celery``), ``IK_QUEUE`` (queue name),
-``IK_LOCK_TIMEOUT`` (seconds), ``IK_SLOW`` (seconds the slow spec sleeps).
+``IK_LOCK_TIMEOUT`` (seconds), ``IK_SLOW`` (seconds the slow spec sleeps),
+``IK_LOAD_LOG`` (a file each process that builds the app writes its pid to).
 Jobs are signed with ``SECRET_KEY``, the same in the test process and its workers.
 """
 
@@ -71,6 +72,10 @@ def celery_init_app(app: Flask) -> Celery:
 
 
 def create_app() -> Flask:
+    load_log = os.environ.get("IK_LOAD_LOG")
+    if load_log:  # which processes built the app (one line each)
+        with open(load_log, "a") as log:
+            log.write(f"{os.getpid()}\n")
     redis_url = os.environ["IK_REDIS"]
     queue = os.environ.get("IK_QUEUE", "imagekit-tests")
     lock_timeout = int(os.environ.get("IK_LOCK_TIMEOUT", "60"))
