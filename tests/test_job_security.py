@@ -217,9 +217,13 @@ def test_generate_enqueue_reports_sources_that_are_not_stored(
 
 
 def test_enqueue_needs_a_secret_key(app: Flask, media_root: Path) -> None:
+    # A spec's own async backend is only known at enqueue: the check is there too.
     recorder = Recorder()
-    app.config["IMAGEKIT_DEFAULT_CACHEFILE_BACKEND"] = recorder
-    ImageKit(app).register.generator("sec:thumb", Thumb)
+
+    class OnWorkers(Thumb):
+        cachefile_backend = recorder
+
+    ImageKit(app).register.generator("sec:thumb", OnWorkers)
     save_source(media_root, SOURCE)
     with app.app_context():
         file = LazyGeneratedImageFile("sec:thumb", source=SOURCE)
