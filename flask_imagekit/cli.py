@@ -243,7 +243,7 @@ def _parallel(
             if isinstance(source, Outcome):
                 yield source
                 continue
-            if source._file is not None and source._path is None:
+            if source._stream:
                 # An open file cannot travel to a worker: generate it here.
                 yield generate_source(registry, ids, source, force)
                 continue

@@ -52,12 +52,7 @@ def _plain(value: t.Any) -> t.Any:
         return str(value)
     if isinstance(value, _PLAIN) and not isinstance(value, str):
         return value
-    if (
-        isinstance(value, SourceFile)
-        and value._file is None
-        and value._path is None
-        and value.storage is None
-    ):
+    if isinstance(value, SourceFile) and value.is_stored and value.storage is None:
         return ("source", value.name)
     if isinstance(value, tuple | list) and all(isinstance(item, _PLAIN) for item in value):
         return tuple(value)

@@ -438,7 +438,27 @@ def decode_many(
     and ``options``: the output format (None when it is not encoded) and encoder
     options of each list. Raises :class:`SourceError` when a list is over a budget.
     """
+    budgets = max_bytes is not None or max_output_pixels is not None
+    outputs = (
+        formats or [None] * len(processor_lists),
+        options or [None] * len(processor_lists),
+    )
     if img.format not in ("JPEG", "MPO"):
+        if budgets:
+            # The orientation is known once decoded: refuse first what is over a
+            # budget either way (upright already, or to be turned a quarter).
+            errors: list[SourceError] = []
+            for guess in (1, 6) if auto_orient else (1,):
+                plans, boxes = _plans(img, processor_lists, guess)
+                tally = _decode_tally(
+                    img, img.size, processor_lists, plans, boxes, guess, *outputs, 0, held
+                )
+                try:
+                    tally.check(_what(img, img.size, name), max_bytes, max_output_pixels)
+                except SourceError as exc:
+                    errors.append(exc)
+            if len(errors) == (2 if auto_orient else 1):
+                raise errors[0]
         # Reading EXIF from other formats may decode pixels: surface errors here.
         _load(img, name)
     orientation = exif_orientation(img) if auto_orient else 1
@@ -446,15 +466,7 @@ def decode_many(
     # libjpeg keeps every coefficient of a progressive JPEG, whatever the scale.
     progressive = img.format in ("JPEG", "MPO") and img.info.get("progressive")
     coefficients = _jpeg_coefficient_bytes(img) if progressive else 0
-    upright = _upright_size(stored_size, orientation)
-    plans = [
-        _plan(processors, upright) if processors and img.mode in _PLAN_MODES else None
-        for processors in processor_lists
-    ]
-    boxes = [
-        None if plan is None else _to_stored_box(plan.box, stored_size, orientation)
-        for plan in plans
-    ]
+    plans, boxes = _plans(img, processor_lists, orientation)
     if all(box is not None for box in boxes) and img.format in ("JPEG", "MPO"):
         max_scale = min(
             min(
@@ -473,7 +485,7 @@ def decode_many(
                 math.ceil(stored_size[1] / max_scale),
             )
             img.draft(img.mode, request)
-    if max_bytes is not None or max_output_pixels is not None:
+    if budgets:
         tally = _decode_tally(
             img,
             stored_size,
@@ -481,8 +493,7 @@ def decode_many(
             plans,
             boxes,
             orientation,
-            formats or [None] * len(processor_lists),
-            options or [None] * len(processor_lists),
+            *outputs,
             coefficients,
             held,
         )
@@ -590,6 +601,21 @@ def resize(
 
 
 _PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
+
+
+def _plans(
+    img: Image.Image, processor_lists: t.Sequence[t.Sequence[t.Any]], orientation: int
+) -> tuple[list[ResizePlan | None], list[tuple[float, float, float, float] | None]]:
+    """The plan of each list for ``img`` turned by ``orientation``, and its box as stored."""
+    upright = _upright_size(img.size, orientation)
+    plans = [
+        _plan(processors, upright) if processors and img.mode in _PLAN_MODES else None
+        for processors in processor_lists
+    ]
+    boxes = [
+        None if plan is None else _to_stored_box(plan.box, img.size, orientation) for plan in plans
+    ]
+    return plans, boxes
 
 
 def _plan(processors: t.Sequence[t.Any], size: tuple[int, int]) -> ResizePlan | None:
@@ -847,7 +873,10 @@ def _decode_tally(
     decoding = decoded + coefficients
     if img.format in _DECODE_PEAK:
         decoding = max(decoding, int(img.width * img.height * _DECODE_PEAK[img.format]))
-    tally.add(held + decoding, (0, 0), f"decoding at {img.width}x{img.height}")
+        # The decoder's copies are freed, but the process does not get all of that
+        # memory back for the next steps (measured: about two thirds of it stays).
+        held += decoding - decoded
+    tally.add(held + decoded + coefficients, (0, 0), f"decoding at {img.width}x{img.height}")
     scale = stored_size[0] / img.size[0]
     alive = held + decoded
     starts: list[tuple[tuple[int, int], str, int]] = []  # size, mode, bytes

@@ -169,7 +169,7 @@ def _stored_source(file: ImageCacheFile) -> SourceFile | None:
     source = value if isinstance(value, SourceFile) else as_source(value)
     if not source:
         return None
-    if source._file is not None or source._path is not None or not source.name:
+    if not source.is_stored:
         msg = (
             f"{source!r} is not a stored file (it is an upload, an open file or a path), "
             f"and {file.cachefile_backend!r} generates on workers, which read sources from "
@@ -178,14 +178,14 @@ def _stored_source(file: ImageCacheFile) -> SourceFile | None:
         )
         raise UnstoredSource(msg)
     source_storage = file.app_state.source_storage
-    if source.storage is not None and source.storage is not source_storage:
+    if source.storage is not None and source.storage != source_storage:
         msg = (
             f"{source!r} is kept in {source.storage!r}, but workers read sources by name "
             f"from IMAGEKIT_SOURCE_STORAGE ({source_storage!r}). Store it first in that "
             "storage, or give the spec cachefile_backend=Simple() to generate it inline."
         )
         raise UnstoredSource(msg)
-    clean_name(source.name)  # a name no storage would open fails here, not on a worker
+    clean_name(source.name or "")  # a name no storage would open fails here, not on a worker
     return source
 
 

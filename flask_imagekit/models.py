@@ -21,12 +21,13 @@ import threading
 import typing as t
 import weakref
 
+from PIL import UnidentifiedImageError
 from sqlalchemy import String, event, inspect
 from sqlalchemy.orm import MappedColumn, Mapper, Session, mapped_column, object_session
 
 from .cachefiles import ImageCacheFile
 from .config import current_state, current_state_or_none
-from .exceptions import ImproperlyConfigured, StorageError
+from .exceptions import ImageKitError, ImproperlyConfigured, StorageError
 from .registry import default_registry
 from .signals import source_changed, source_created, source_deleted
 from .sources import SourceFile
@@ -251,7 +252,10 @@ def _current_share(session: Session) -> _Share:
 
 def _source(instance: object, attr: str, value: t.Any) -> SourceFile | None:
     name = _name_of(value)
-    return SourceFile(name, instance=instance, attname=attr) if name else None
+    if not name:
+        return None
+    storage = getattr(value, "_storage", None)
+    return SourceFile(name, instance=instance, attname=attr, storage=storage)
 
 
 def _after_flush(session: Session, flush_context: t.Any) -> None:
@@ -418,7 +422,13 @@ class StoredImage(str):
     def __html__(self) -> str:
         from markupsafe import escape
 
-        return f'<img src="{escape(self.url)}" width="{self.width}" height="{self.height}">'
+        try:
+            size = f' width="{self.width}" height="{self.height}"'
+        except (OSError, ImageKitError, UnidentifiedImageError) as exc:
+            # A stored file that is gone or unreadable must not break the page.
+            logger.warning("flask_imagekit: cannot read the size of %r: %s", self.name, exc)
+            size = ""
+        return f'<img src="{escape(self.url)}"{size}>'
 
 
 # Key of a ProcessedImageField's settings in its column's ``info``. The column's
@@ -729,7 +739,9 @@ def _on_set(target: object, value: t.Any, oldvalue: t.Any, initiator: t.Any) -> 
     if isinstance(value, str):
         # Refused here on every database, not only by those that check at commit.
         column_type.check_length(value, where=where)
-        return value
+        if isinstance(value, StoredImage):
+            return value
+        return StoredImage(value, column_type.storage)
     stored = column_type.store(target, value, attname=initiator.key)
     _pending_stored.add(target, column_type.storage or _source_storage(), stored.name)
     return stored

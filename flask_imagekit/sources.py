@@ -37,6 +37,7 @@ class SourceFile:
         "_instance",
         "_instance_ref",
         "_path",
+        "_stream",
         "attname",
         "name",
         "storage",
@@ -60,11 +61,13 @@ class SourceFile:
         self._file = file
         self._path = path
         self._digest: str | None = None
+        # Given as a stream: its bytes are the source, never a stored file's.
+        self._stream = file is not None
 
     @property
     def is_stored(self) -> bool:
         """Whether the source is a file in a storage, found again by its name alone."""
-        return bool(self.name) and self._file is None and self._path is None
+        return bool(self.name) and not self._stream and self._path is None
 
     def identity(self) -> str | tuple[str, ...] | None:
         """What tells this source apart from every other image, for cache file names.
@@ -75,7 +78,7 @@ class SourceFile:
         of its bytes, so two uploads called ``me.png`` never share a cache file. A
         path on disk is its path.
         """
-        if self._file is not None:
+        if self._stream:
             return ("sha256", self.content_digest())
         if self._path is not None or not self.name:
             return self.name
@@ -94,9 +97,13 @@ class SourceFile:
         digest = self._digest
         if digest is None:
             hasher = hashlib.sha256()
-            with self.open() as fp:
-                for chunk in iter(lambda: fp.read(_DIGEST_CHUNK), b""):
-                    hasher.update(chunk)
+            try:
+                with self.open() as fp:
+                    for chunk in iter(lambda: fp.read(_DIGEST_CHUNK), b""):
+                        hasher.update(chunk)
+            except OSError as exc:
+                msg = f"Could not read the source {self.name!r}: {exc}. Upload it again."
+                raise SourceError(msg) from exc
             digest = self._digest = hasher.hexdigest()
         return digest
 
@@ -133,6 +140,9 @@ class SourceFile:
             "storage": self.storage,
             "attname": self.attname,
             "instance_ref": self._instance_ref or _instance_ref(self._instance),
+            # A stream's bytes do not travel, but what named it does.
+            "digest": self._digest,
+            "stream": self._stream,
         }
 
     def __setstate__(self, state: dict[str, t.Any]) -> None:
@@ -141,7 +151,8 @@ class SourceFile:
         self.attname = state["attname"]
         self._path = state["path"]
         self._file = None
-        self._digest = None
+        self._digest = state.get("digest")
+        self._stream = state.get("stream", False)
         self._instance = None
         self._instance_ref = state["instance_ref"]
 
@@ -157,8 +168,8 @@ class SourceFile:
         A file this source was given open stays open (and goes back to where it
         was); anything opened here is closed again.
         """
-        file = self._file
-        if file is not None and not getattr(file, "closed", False) and _is_binary(file):
+        if self._stream:
+            file = self._usable_stream()
             position = _tell(file)
             try:
                 file.seek(0)
@@ -180,6 +191,23 @@ class SourceFile:
             raise MissingSource(msg)
         with self._open_storage(self.name) as fp:
             yield fp
+
+    def _usable_stream(self) -> t.IO[bytes]:
+        """The stream this source was given, readable from its start again and again."""
+        file = self._file
+        if file is None or getattr(file, "closed", False) or not _is_binary(file):
+            # Never fall back to a stored file of the same name: that would be
+            # somebody else's image.
+            msg = (
+                f"The uploaded source {self.name!r} is no longer open: an upload is read "
+                "while its request lasts and does not travel to other processes. Store it "
+                "first (a ProcessedImageField does) and pass the stored name."
+            )
+            raise SourceError(msg)
+        if not _is_seekable(file):
+            # Read once into memory, so the digest and the decode both see every byte.
+            self._file = file = io.BytesIO(file.read())
+        return file
 
     @contextlib.contextmanager
     def _open_path(self, path: str) -> t.Iterator[t.IO[bytes]]:
@@ -258,6 +286,13 @@ def _is_binary(file: t.IO[t.Any]) -> bool:
         return False
     mode = getattr(file, "mode", "rb")
     return not isinstance(mode, str) or "b" in mode or "r" not in mode
+
+
+def _is_seekable(file: t.IO[t.Any]) -> bool:
+    try:
+        return bool(file.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _tell(file: t.IO[t.Any]) -> int | None:

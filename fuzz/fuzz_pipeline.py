@@ -6,16 +6,18 @@ Usage::
     python fuzz/fuzz_pipeline.py --seconds 300            # fuzz for 5 minutes
     python fuzz/fuzz_pipeline.py --seconds 60 --engine mutate --seed 7
     python fuzz/fuzz_pipeline.py --replay tests/corpus/*  # re-run saved inputs
+    python fuzz/fuzz_pipeline.py --corpus --spec adjust   # the hostile and Pillow corpora
 
 Each input goes through the library's own entry points, chosen from a hash of
-the input so that a saved input replays the same way: an ``ImageSpec``
-(ResizeToFill(100, 100), JPEG or PNG) generated with
-``ImageCacheFile(...).generate()``, or ``open_image`` -> ``decode`` -> processors ->
-``save_image`` with one of several processor lists and output formats. An
-*escape* is an exception that is not an ``ImageKitError``, more than 2 s or
-256 MB for one input, a crash or hang of the process, an output that is not a
-correct image, or a failure that leaves a file or a state behind (see
-``fuzz/pipeline.py``).
+the input so that a saved input replays the same way: an ``ImageSpec`` of one of
+the spec shapes of ``fuzz/pipeline.py`` (``ResizeToFill(100, 100)`` first,
+``Adjust`` first, no processors) and one of its output formats (JPEG, PNG, WebP,
+GIF, AVIF), generated with ``ImageCacheFile(...).generate()``, or ``open_image``
+-> ``decode`` -> processors -> ``save_image`` with one of several processor lists
+and output formats. An *escape* is an exception that is not an ``ImageKitError``,
+more than 2 s or 256 MB for one input, a crash or hang of the process, an output
+that is not a correct image, or a failure that leaves a file or a state behind
+(see ``fuzz/pipeline.py``).
 
 Engines: ``atheris`` (coverage-guided libFuzzer, if ``pip install atheris``
 worked; Pillow's and flask_imagekit's Python code is instrumented) and
@@ -108,13 +110,26 @@ def seed_inputs(*, include_known: bool = False) -> list[tuple[str, bytes]]:
 # One input -----------------------------------------------------------------------------
 
 
+#: Spec shapes and output formats an input may be routed to (fixed, so that a saved
+#: input replays the same way; AVIF falls back to WebP where Pillow cannot write it).
+ROUTE_SHAPES = ("fill", "adjust", "plain")
+ROUTE_FORMATS = ("jpeg", "png", "webp", "gif", "avif")
+
+
 def route(data: bytes) -> tuple[str, str, str]:
-    """How an input is run, from its CRC: (entry point, processors id, output format)."""
+    """How an input is run, from its CRC: (entry point, processors id, output format).
+
+    For the spec entry point the processors id is a spec shape (``fuzz.pipeline.SHAPES``).
+    """
     from fuzz import pipeline
 
     h = zlib.crc32(data)
     if h % 4 < 2:
-        return ("spec", "fill", "jpeg" if h % 4 == 0 else "png")
+        shape = ROUTE_SHAPES[(h >> 4) % len(ROUTE_SHAPES)]
+        fmt = ROUTE_FORMATS[(h >> 8) % len(ROUTE_FORMATS)]
+        if fmt.upper() not in pipeline.FORMATS:
+            fmt = "webp"
+        return ("spec", shape, fmt)
     choice = pipeline.PROCESSOR_CHOICES[(h >> 4) % len(pipeline.PROCESSOR_CHOICES)]
     return ("low-level", choice[0], pipeline.OUTPUT_FORMATS[(h >> 12) % 4])
 
@@ -128,7 +143,7 @@ def run_one(env: t.Any, data: bytes, how: tuple[str, str, str] | None = None) ->
         name = f"fuzz/{env.count}.{extension_for(data)}"
         env.count += 1
         try:
-            return env.generate(data, name, fmt)
+            return env.generate(data, name, f"{processors_id}-{fmt}")
         finally:
             env.reset()
     _, processors, size, bound = next(
@@ -436,35 +451,85 @@ def supervise(args: argparse.Namespace) -> int:
 # Replay ----------------------------------------------------------------------------------------
 
 
+def routes_for(spec: str, data: bytes) -> list[tuple[str, str, str]]:
+    """The routes ``--spec`` names, comma-separated (see ``--help``), for ``data``."""
+    from fuzz import pipeline
+
+    routes: list[tuple[str, str, str]] = []
+    for item in spec.split(","):
+        if item == "all":
+            routes += [route(data), ("spec", "fill", "jpeg"), ("spec", "fill", "png")]
+        elif item == "route":
+            routes.append(route(data))
+        elif item == "shapes":
+            routes += [("spec", s, f.lower()) for s in pipeline.SHAPES for f in pipeline.FORMATS]
+        elif item in pipeline.SHAPES:
+            routes += [("spec", item, fmt.lower()) for fmt in pipeline.FORMATS]
+        elif item in pipeline.SPECS:
+            shape, _, fmt = item.rpartition("-")
+            routes.append(("spec", shape or "fill", fmt))
+        else:
+            msg = f"unknown --spec {item!r}: use all, route, shapes, a shape or one of "
+            msg += ", ".join(sorted(pipeline.SPECS))
+            raise SystemExit(msg)
+    return list(dict.fromkeys(routes))
+
+
+def corpus_inputs() -> list[tuple[str, str, t.Callable[[], bytes]]]:
+    """The hostile corpus (light cases) and Pillow's test images: (label, name, build)."""
+    from fuzz import hostile
+
+    inputs = [(f"hostile:{c.id}", c.name, c.build) for c in hostile.CASES if not c.heavy]
+    for path in sorted(PILLOW_CORPUS.iterdir()):
+        if path.is_file() and not path.name.startswith("LICENSE"):
+            inputs.append((f"pillow:{path.name}", f"uploads/{path.name}", path.read_bytes))
+    return inputs
+
+
 def replay(args: argparse.Namespace) -> int:
-    """Run saved inputs again, each through the route it was found on and both specs."""
+    """Run saved inputs (or the corpora) again, through the routes ``--spec`` names.
+
+    Prints one line per run (JSON with ``--json``), then a summary line with the
+    slowest run and the one whose peak memory grew most.
+    """
     from fuzz.pipeline import Env
 
     warnings.simplefilter("error")
     failed = 0
+    inputs: list[tuple[str, str | None, t.Callable[[], bytes]]] = [
+        (file, args.name, Path(file).read_bytes) for file in args.replay or ()
+    ]
+    if args.corpus:
+        inputs += corpus_inputs()
+    slowest: tuple[float, str] = (0.0, "")
+    largest: tuple[float, str] = (0.0, "")
+    runs = 0
     with Env() as env:
-        for file in args.replay:
-            data = Path(file).read_bytes()
-            routes: list[tuple[str, str, str]]
-            if args.spec == "all":
-                routes = [route(data), ("spec", "fill", "jpeg"), ("spec", "fill", "png")]
-            elif args.spec == "route":
-                routes = [route(data)]
-            else:
-                routes = [("spec", "fill", args.spec)]
-            for how in dict.fromkeys(routes):
-                if how[0] == "spec" and args.name:
-                    outcome = env.generate(data, args.name, how[2])
+        for label, name, build in inputs:
+            data = build()
+            for how in routes_for(args.spec, data):
+                if how[0] == "spec" and name:
+                    outcome = env.generate(data, name, f"{how[1]}-{how[2]}")
                     env.reset()
                 else:
                     outcome = run_one(env, data, how)
+                runs += 1
                 failed += outcome.escaped
+                where = f"{label} {'/'.join(how)}"
+                slowest = max(slowest, (outcome.seconds, where))
+                largest = max(largest, (outcome.megabytes or 0.0, where))
                 if args.json:
                     print(
-                        json.dumps({"file": file, "route": how, **outcome.to_json()}), flush=True
+                        json.dumps({"file": label, "route": how, **outcome.to_json()}), flush=True
                     )
                 else:
-                    print(f"{file} {'/'.join(how)}: {outcome.describe()}", flush=True)
+                    print(f"{where}: {outcome.describe()}", flush=True)
+    print(
+        f"replay: inputs={len(inputs)} runs={runs} escapes={failed} "
+        f"slowest={slowest[0]:.3f}s ({slowest[1]}) "
+        f"largest_memory={largest[0]:.1f}MB ({largest[1]})",
+        flush=True,
+    )
     return 1 if failed else 0
 
 
@@ -477,7 +542,19 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show the workers' output")
     parser.add_argument("--replay", nargs="+", metavar="FILE", help="run saved inputs again")
     parser.add_argument(
-        "--spec", default="all", help="replay: all, route, jpeg or png (default: all)"
+        "--corpus",
+        action="store_true",
+        help="replay the generated hostile corpus and Pillow's test images",
+    )
+    parser.add_argument(
+        "--spec",
+        default="all",
+        help=(
+            "replay: comma-separated routes: all (the input's route and fill-jpeg, "
+            "fill-png; the default), route, shapes (every shape and format), a shape "
+            "(fill, adjust, plain: in every format) or a spec such as adjust-webp "
+            "(jpeg and png mean fill-jpeg and fill-png)"
+        ),
     )
     parser.add_argument("--name", help="replay: the source name to use with a spec")
     parser.add_argument("--json", action="store_true", help="replay: one JSON line per run")
@@ -487,7 +564,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--stderr", help=argparse.SUPPRESS)
     parser.add_argument("--max-inputs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.replay:
+    if args.replay or args.corpus:
         return replay(args)
     if not args.worker:
         return supervise(args)

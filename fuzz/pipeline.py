@@ -4,7 +4,10 @@ Two entry points are exercised:
 
 * :meth:`Env.generate`: an ``ImageSpec`` bound to ``SourceFile(name, file=BytesIO(data))``,
   generated with ``ImageCacheFile(spec).generate()`` in an app context whose media
-  root is a temporary directory;
+  root is a temporary directory. The specs come in several shapes (:data:`SHAPES`:
+  resize first, adjust first, no processors) and output formats (:data:`FORMATS`),
+  named ``"<shape>-<format>"`` in :data:`SPECS` (``"jpeg"`` and ``"png"`` are
+  ``"fill-jpeg"`` and ``"fill-png"``);
 * :func:`run_low_level`: ``open_image`` -> ``decode`` -> the remaining processors ->
   ``save_image``, the functions the spec is made of.
 
@@ -33,7 +36,7 @@ import typing as t
 from pathlib import Path
 
 from flask import Flask
-from PIL import Image
+from PIL import Image, features
 
 from flask_imagekit import ImageKit, ImageSpec
 from flask_imagekit.cachefiles import ImageCacheFile
@@ -52,6 +55,8 @@ from flask_imagekit.sources import SourceFile
 __all__ = [
     "MAX_MEGABYTES",
     "MAX_SECONDS",
+    "FORMATS",
+    "SHAPES",
     "SPECS",
     "Env",
     "Outcome",
@@ -80,7 +85,41 @@ class PngThumb(ImageSpec):
     format = "PNG"
 
 
-SPECS: dict[str, type[ImageSpec]] = {"jpeg": JpegThumb, "png": PngThumb}
+#: Spec shapes: processors and the output size they give (None: the source's).
+SHAPES: dict[str, tuple[list[t.Any], tuple[int, int] | None]] = {
+    # The fast path: the first processor resizes (a reduced decode, one resize).
+    "fill": ([ResizeToFill(*SIZE)], SIZE),
+    # A full-size step first: the whole pipeline must stay within the budgets.
+    "adjust": ([Adjust(contrast=1.2, color=0.8), ResizeToFill(*SIZE)], SIZE),
+    # No processors: only the decode, the mode conversions and the encoder.
+    "plain": ([], None),
+}
+#: Output formats of the specs (AVIF when this Pillow can write it).
+FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF") + (
+    ("AVIF",) if features.check("avif") else ()
+)
+
+
+def _spec(shape: str, fmt: str) -> type[ImageSpec]:
+    if (shape, fmt) == ("fill", "JPEG"):
+        return JpegThumb
+    if (shape, fmt) == ("fill", "PNG"):
+        return PngThumb
+    name = f"{shape.capitalize()}{fmt.capitalize()}"
+    return type(name, (ImageSpec,), {"processors": list(SHAPES[shape][0]), "format": fmt})
+
+
+SPECS: dict[str, type[ImageSpec]] = {
+    f"{shape}-{fmt.lower()}": _spec(shape, fmt) for shape in SHAPES for fmt in FORMATS
+}
+SPECS.update(jpeg=JpegThumb, png=PngThumb)
+
+
+def spec_size(spec: str) -> tuple[int, int] | None:
+    """The output size of the spec named ``spec`` (None: the source's)."""
+    shape = spec.partition("-")[0] if "-" in spec else "fill"
+    return SHAPES[shape][1]
+
 
 # Metadata that must not reach an output, as bytes (also catches trailing payloads).
 FORBIDDEN_BYTES = (
@@ -363,7 +402,13 @@ class Env:
         measure: bool = True,
         size: tuple[int, int] | None = SIZE,
     ) -> Outcome:
-        """Generate the cache file of ``spec`` for a source ``name`` holding ``data``."""
+        """Generate the cache file of ``spec`` for a source ``name`` holding ``data``.
+
+        ``spec``: a spec class or a name of :data:`SPECS`, whose output size it
+        then checks instead of ``size``.
+        """
+        if isinstance(spec, str):
+            size = spec_size(spec)
         spec_class = SPECS[spec] if isinstance(spec, str) else spec
         fmt = t.cast(str, spec_class.format)
         outcome = Outcome()

@@ -499,10 +499,9 @@ def test_processor_with_an_unrelated_plan_method() -> None:
     [
         ("JPEG", {"quality": "bad"}),
         ("PNG", {"compress_level": "high"}),
-        ("NOPE", None),
         ("WEBP", {"method": "fast"}),
     ],
-    ids=["jpeg-quality", "png-level", "unknown-format", "webp-method"],
+    ids=["jpeg-quality", "png-level", "webp-method"],
 )
 def test_encoder_failure_is_a_generation_error(fmt: str, options: dict[str, t.Any]) -> None:
     spec = spec_class(processors=[ResizeToFit(40, 40)], format=fmt, options=options)
@@ -510,6 +509,13 @@ def test_encoder_failure_is_a_generation_error(fmt: str, options: dict[str, t.An
         spec(source=io.BytesIO(jpeg_bytes())).generate()
     assert fmt in str(info.value)
     assert "options" in str(info.value) or "format" in str(info.value)
+
+
+def test_unknown_format_is_a_configuration_error() -> None:
+    # A programming error: it raises in every mode, never degrades to a placeholder.
+    spec = spec_class(processors=[ResizeToFit(40, 40)], format="NOPE")
+    with pytest.raises(ImproperlyConfigured, match="NOPE"):
+        spec(source=io.BytesIO(jpeg_bytes())).generate()
 
 
 # Orientation and metadata through a spec --------------------------------------------

@@ -164,9 +164,7 @@ class ImageCacheFile:
         if backend is None:
             backend = self._given["backend"] or getattr(self.generator, "cachefile_backend", None)
             if backend is not None:
-                from ..config import resolve_backend
-
-                backend = resolve_backend("cachefile_backend", backend)
+                backend = _one_instance(backend, _resolve_backend)
             backend = self._backend = backend or self.app_state.cachefile_backend
         return backend
 
@@ -179,7 +177,7 @@ class ImageCacheFile:
                 self.generator, "cachefile_strategy", None
             )
             if strategy is not None:
-                strategy = resolve_strategy(strategy)
+                strategy = _one_instance(strategy, resolve_strategy)
             strategy = self._strategy = strategy or self.app_state.cachefile_strategy
         return strategy
 
@@ -227,9 +225,9 @@ class ImageCacheFile:
         return t.cast(str, path(name))
 
     def __bool__(self) -> bool:
-        if not _has_name(self):
-            return False
         try:
+            if not _has_name(self):
+                return False
             with _for_page():
                 self._require_existence()
                 should_verify = getattr(self.cachefile_strategy, "should_verify_existence", None)
@@ -374,12 +372,12 @@ class ImageCacheFile:
         """The tag, and whether it is final (it has the file's own URL and size)."""
         attrs = dict(attrs or {})
         _check_attributes(attrs)
-        if not _has_name(self):
-            if self.app_state.raise_errors:
-                return Markup(""), False
-            return self._placeholder_tag(attrs), False
         sized = "width" in attrs or "height" in attrs
         try:
+            if not _has_name(self):
+                if self.app_state.raise_errors:
+                    return Markup(""), False
+                return self._placeholder_tag(attrs), False
             url = self._url()
             if not sized:
                 with _for_page():
@@ -445,8 +443,11 @@ class ImageCacheFile:
         return _tag(parts, attrs)
 
     def __str__(self) -> str:
-        if not _has_name(self):
-            return ""
+        try:
+            if not _has_name(self):
+                return ""
+        except PER_IMAGE_ERRORS as exc:
+            return self._degrade(exc)
         return self.url
 
     def __repr__(self) -> str:
@@ -485,6 +486,26 @@ class ImageCacheFile:
 
 
 _INVALID_ATTRIBUTE = re.compile(r"[\s/>=\"'<]", re.ASCII)
+
+
+# Backends and strategies given as a class or a dotted path: one instance each per
+# process, as django-imagekit keeps them (a backend holds connections and state).
+_instances: dict[t.Any, t.Any] = {}
+
+
+def _one_instance(value: t.Any, resolve: t.Callable[[t.Any], t.Any]) -> t.Any:
+    if not isinstance(value, str | type):
+        return resolve(value)
+    instance = _instances.get(value)
+    if instance is None:
+        instance = _instances.setdefault(value, resolve(value))
+    return instance
+
+
+def _resolve_backend(value: t.Any) -> t.Any:
+    from ..config import resolve_backend
+
+    return resolve_backend("cachefile_backend", value)
 
 
 def _check_attributes(attrs: t.Mapping[t.Any, t.Any]) -> None:

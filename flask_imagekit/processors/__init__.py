@@ -3,7 +3,13 @@
 A processor is any object with a ``process(img) -> img`` method. These are frozen
 dataclasses, pure (no I/O, the input image is never changed), comparable and
 hashable by their parameters. Resizing processors also have ``plan(size)``, which
-describes their work as one resize of a region of the input (:class:`ResizePlan`).
+describes their work as one resize of a region of the input (:class:`ResizePlan`),
+and every processor here has ``cost(size, mode)`` (:class:`Cost`): the size and
+mode of its result and the memory it needs, so that a generation over
+``IMAGEKIT_MAX_DECODE_BYTES`` or ``IMAGEKIT_MAX_OUTPUT_PIXELS`` is refused before
+it allocates. A processor of your own without ``cost()`` (or ``plan()``) is taken
+to make :data:`~flask_imagekit.processors.base.FALLBACK_COPIES` RGBA copies of its
+input and to keep its size.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from .base import (
     Anchor,
     AnchorLike,
     ColorLike,
+    Cost,
     Processor,
     ProcessorPipeline,
     ResizePlan,
@@ -34,6 +41,7 @@ __all__ = [
     "ColorLike",
     "ColorOverlay",
     "Convert",
+    "Cost",
     "Crop",
     "GaussianBlur",
     "ImageOverlay",

@@ -241,4 +241,4 @@ class GaussianBlur:
         """The memory and size of :meth:`process`: the blurred image and a work copy."""
         resolved = palette_mode(mode)
         converted = 0 if resolved == mode else image_bytes(size, resolved)
-        return Cost(size, resolved, converted + 2 * image_bytes(size, resolved), size)
+        return Cost(size, resolved, converted + copies(size, 2.25, resolved), size)

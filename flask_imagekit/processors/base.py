@@ -178,7 +178,9 @@ class Cost(NamedTuple):
 
     def then(self, other: Cost) -> Cost:
         """This step followed by ``other``, run on this step's result."""
-        extra = max(self.extra, image_bytes(self.size, self.mode) + other.extra)
+        # A step that allocates nothing returned its input, which is not counted.
+        result = image_bytes(self.size, self.mode) if self.extra else 0
+        extra = max(self.extra, result + other.extra)
         largest = max(self.largest, other.largest, key=lambda s: s[0] * s[1])
         return Cost(other.size, other.mode, extra, largest, self.guessed or other.guessed)
 

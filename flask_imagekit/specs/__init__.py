@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..cachefiles import namers
 from ..config import current_state, current_state_or_none
-from ..exceptions import GenerationError, ImageKitError, MissingSource
+from ..exceptions import GenerationError, ImageKitError, ImproperlyConfigured, MissingSource
 from ..imaging import (
     DEFAULT_ALLOWED_FORMATS,
     DEFAULT_MAX_DECODE_BYTES,
@@ -28,7 +28,7 @@ from ..imaging import (
 )
 from ..processors.base import image_bytes, processor_cost
 from ..sources import SourceFile, as_source
-from ..utils import WEB_FORMATS, format_for_name
+from ..utils import WEB_FORMATS, UnknownFormat, format_for_name, format_to_extension
 from .hashing import canonical, digest
 
 __all__ = ["WEB_FORMATS", "BaseImageSpec", "ImageSpec", "format_for_name", "prepare_specs"]
@@ -123,6 +123,14 @@ class ImageSpec(BaseImageSpec):
         header when not given.
         """
         if self.format:
+            try:
+                format_to_extension(self.format)
+            except UnknownFormat:
+                msg = (
+                    f"{type(self).__name__}.format = {self.format!r} is not an image format "
+                    "Pillow knows; use one such as 'JPEG', 'PNG', 'WEBP' or 'AVIF'."
+                )
+                raise ImproperlyConfigured(msg) from None
             return self.format.upper()
         name = self.source.name if self.source else None
         if not name and sniffed is None and self.source:

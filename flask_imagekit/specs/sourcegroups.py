@@ -82,8 +82,14 @@ class ImageFieldSourceGroup:
             )
             with Session(bind=_session_bind(model)) as session:
                 for instance in session.scalars(statement):
-                    name = getattr(instance, self.image_field)
-                    yield SourceFile(str(name), instance=instance, attname=self.image_field)
+                    value = getattr(instance, self.image_field)
+                    yield SourceFile(
+                        str(value),
+                        instance=instance,
+                        attname=self.image_field,
+                        # A ProcessedImageField(storage=...) value knows its storage.
+                        storage=getattr(value, "_storage", None),
+                    )
                     # Rows already yielded need not stay in the identity map.
                     session.expunge(instance)
 
