@@ -366,14 +366,15 @@ def test_resizing_in_bands_gives_the_same_pixels(two_bands: None, mode: str) -> 
 
 
 def test_resizing_in_bands_premultiplies_once(two_bands: None) -> None:
-    # Each band used to premultiply a copy of the whole RGBA image.
-    img = Image.new("RGBA", (3000, 3000), (10, 20, 30, 128))
+    # Each band used to premultiply a copy of the whole RGBA image (9.4 bytes per
+    # source pixel at the peak; 5.5 once).
+    img = Image.new("RGBA", (4000, 4000), (10, 20, 30, 128))
     img.load()
     with PeakMemory() as meter:
-        resize(img, (600, 600), (0, 0, 3000, 3000))
+        resize(img, (1000, 1000), (0, 0, 4000, 4000))
     if not meter.exact:
         pytest.skip("this system cannot reset the peak RSS of a process")
-    assert meter.megabytes * MiB < 1.5 * image_bytes(img.size, "RGBA"), meter.megabytes
+    assert meter.megabytes * MiB < 1.75 * image_bytes(img.size, "RGBA"), meter.megabytes
 
 
 # Peak memory in a fresh process -----------------------------------------------------------
@@ -392,7 +393,7 @@ SPECS = {
     "adjust": [P.Adjust(contrast=1.2), P.ResizeToFill(300, 200)],
     "trim": [P.TrimBorderColor(), P.ResizeToFill(300, 200)],
     "blur": [P.GaussianBlur(2), P.ResizeToFill(300, 200)],
-    "smart-crop": [P.SmartCrop(3000, 3000), P.ResizeToFill(300, 200)],
+    "smart-crop": [P.SmartCrop(5000, 5000), P.ResizeToFill(300, 200)],
     "transpose": [P.Transpose(P.Transpose.ROTATE_90), P.ResizeToFit(300, 300)],
     "canvas": [P.ResizeCanvas(3000, 3000)],
     "fit": [P.ResizeToFit(1500, 1500)],
@@ -514,19 +515,19 @@ SOURCES: dict[str, t.Callable[[], bytes]] = {
     # The findings: small files, large images.
     "smooth-7000.png": lambda: hostile.png_raw(7000, 7000, _gradient_row(7000, 3)),
     "smooth-7000.jpg": lambda: encode(smooth(7000), "JPEG", quality=90),
-    "i16-5000.png": lambda: hostile.png_raw(
-        5000, 5000, _gradient_row(5000, 2), depth=16, colour=0
+    "i16-7000.png": lambda: hostile.png_raw(
+        7000, 7000, _gradient_row(7000, 2), depth=16, colour=0
     ),
-    "i16-5000.tif": lambda: encode(
-        smooth(5000, "L").convert("I").point(lambda v: v * 256).convert("I;16"),
+    "i16-7000.tif": lambda: encode(
+        Image.frombytes("I;16", (7000, 7000), _gradient_row(7000, 2) * 7000),
         "TIFF",
         compression="tiff_deflate",
     ),
     "rgba-5000.png": lambda: hostile.png_raw(5000, 5000, _gradient_row(5000, 4), colour=6),
     "la-5000.png": lambda: hostile.png_raw(5000, 5000, _gradient_row(5000, 2), colour=4),
-    "rotated-4900.jpg": lambda: encode(smooth(4900), "JPEG", exif=orientation_exif()),
-    "rotated-4900.png": lambda: hostile.png_raw(
-        4900, 4900, _gradient_row(4900, 3), extra=[(b"eXIf", orientation_exif())]
+    "rotated-7000.jpg": lambda: encode(smooth(7000), "JPEG", exif=orientation_exif()),
+    "rotated-7000.png": lambda: hostile.png_raw(
+        7000, 7000, _gradient_row(7000, 3), extra=[(b"eXIf", orientation_exif())]
     ),
     "small.jpg": lambda: encode(smooth(1000), "JPEG"),
     # Textured, for generations the model admits at the edge of their budget.
@@ -579,12 +580,12 @@ FINDINGS: list[t.Any] = [
     pytest.param("smooth-7000.jpg", "trim", "JPEG", id="trim-first-jpeg"),
     pytest.param("smooth-7000.jpg", "blur", "JPEG", id="blur-first"),
     pytest.param("smooth-7000.jpg", "smart-crop", "JPEG", id="smart-crop-first"),
-    pytest.param("i16-5000.png", "plain", "JPEG", id="16-bit-png-to-jpeg"),
-    pytest.param("i16-5000.tif", "plain", "JPEG", id="16-bit-tiff-to-jpeg"),
+    pytest.param("i16-7000.png", "plain", "JPEG", id="16-bit-png-to-jpeg"),
+    pytest.param("i16-7000.tif", "plain", "JPEG", id="16-bit-tiff-to-jpeg"),
     pytest.param("rgba-5000.png", "plain", "JPEG", id="rgba-to-jpeg"),
     pytest.param("la-5000.png", "plain", "JPEG", id="la-to-jpeg"),
-    pytest.param("rotated-4900.jpg", "plain", "JPEG", id="exif-rotated-jpeg"),
-    pytest.param("rotated-4900.png", "plain", "PNG", id="exif-rotated-png"),
+    pytest.param("rotated-7000.jpg", "plain", "JPEG", id="exif-rotated-jpeg"),
+    pytest.param("rotated-7000.png", "plain", "PNG", id="exif-rotated-png"),
     pytest.param("small.jpg", "thumb-12000", "JPEG", id="thumbnail-12000-upscaled"),
     pytest.param("small.jpg", "thumb-40000", "JPEG", id="thumbnail-40000-upscaled"),
 ]

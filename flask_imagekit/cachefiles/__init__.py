@@ -38,7 +38,7 @@ from ..exceptions import (
 )
 from ..signals import content_required, existence_required
 from .backends import rendering
-from .strategies import call_strategy, resolve_strategy
+from .strategies import resolve_strategy
 
 if t.TYPE_CHECKING:
     from ..config import AppState
@@ -184,14 +184,22 @@ class ImageCacheFile:
     # Access ------------------------------------------------------------------------
 
     def _require_existence(self) -> None:
+        """A page needs the file: the strategy may generate it (see ``rendering``)."""
         if existence_required.receivers:
             existence_required.send(self, file=self)
-        call_strategy(self.cachefile_strategy, "on_existence_required", self)
+        callback = getattr(self.cachefile_strategy, "on_existence_required", None)
+        if callback is not None:  # Optimistic has none: no context switch on its path
+            with _for_page():
+                callback(self)
 
     def _require_content(self) -> None:
+        """A page needs the bytes or the size: the strategy may generate the file."""
         if content_required.receivers:
             content_required.send(self, file=self)
-        call_strategy(self.cachefile_strategy, "on_content_required", self)
+        callback = getattr(self.cachefile_strategy, "on_content_required", None)
+        if callback is not None:
+            with _for_page():
+                callback(self)
 
     @property
     def url(self) -> str:
@@ -209,8 +217,7 @@ class ImageCacheFile:
 
     def _url(self) -> str:
         name = self.name
-        with _for_page():
-            self._require_existence()
+        self._require_existence()
         return self.storage.url(name)
 
     @property
@@ -228,14 +235,13 @@ class ImageCacheFile:
         try:
             if not _has_name(self):
                 return False
-            with _for_page():
-                self._require_existence()
-                should_verify = getattr(self.cachefile_strategy, "should_verify_existence", None)
-                backend = self.cachefile_backend
-                if should_verify is not None and not should_verify(self):
-                    # Assumed to exist, unless a worker has yet to make it.
-                    return not (getattr(backend, "is_async", False) and backend.is_pending(self))
-                return bool(backend.exists(self))
+            self._require_existence()
+            should_verify = getattr(self.cachefile_strategy, "should_verify_existence", None)
+            backend = self.cachefile_backend
+            if should_verify is not None and not should_verify(self):
+                # Assumed to exist, unless a worker has yet to make it.
+                return not (getattr(backend, "is_async", False) and backend.is_pending(self))
+            return bool(backend.exists(self))
         except MissingCacheFile:
             return False
         except PER_IMAGE_ERRORS as exc:
@@ -248,6 +254,9 @@ class ImageCacheFile:
 
         In production a file that cannot be shown is ``(0, 0)``, not an error.
         """
+        size = self._size
+        if size is not None:
+            return size
         try:
             with _for_page():
                 return self._read_size()
@@ -345,8 +354,7 @@ class ImageCacheFile:
             # Rendered before (a remembered file): the strategy still has its say,
             # and a state showing another size drops the markup.
             try:
-                with _for_page():
-                    self._require_existence()
+                self._require_existence()
             except PER_IMAGE_ERRORS:
                 self.__dict__.pop("_markup", None)
             markup = self.__dict__.get("_markup")
