@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import typing as t
-import uuid
 from pathlib import Path
 
 import pytest
@@ -32,57 +31,7 @@ from flask_imagekit.forms import visitor_message
 from flask_imagekit.models import ProcessedImageField, StoredImage
 from flask_imagekit.processors import ResizeToFill
 
-from .conftest import IN_CI, encode, photo, require_service
-
-PG_URL = "postgresql+psycopg://{user}@127.0.0.1:5432/test"
-
-
-@dataclasses.dataclass
-class Database:
-    uri: str
-    engine_options: dict[str, t.Any]
-
-
-def _pg_admin() -> tuple[t.Any, str]:
-    import psycopg
-
-    errors = []
-    for user in ("postgres", "root"):
-        try:
-            conn = psycopg.connect(
-                host="127.0.0.1", port=5432, user=user, dbname="test", autocommit=True
-            )
-        except psycopg.OperationalError as exc:
-            errors.append(f"{user}: {exc}")
-            continue
-        return conn, user
-    msg = f"cannot log in to PostgreSQL as postgres or root: {errors}"
-    if IN_CI:
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[Database]:
-    if request.param == "sqlite":
-        yield Database(f"sqlite:///{tmp_path / 'db.sqlite3'}", {})
-        return
-    require_service("PostgreSQL", 5432)
-    conn, user = _pg_admin()
-    schema = f"iks_{uuid.uuid4().hex[:16]}"
-    try:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-        yield Database(
-            PG_URL.format(user=user), {"connect_args": {"options": f"-csearch_path={schema}"}}
-        )
-    finally:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.close()
+from .conftest import Database, encode, photo
 
 
 @dataclasses.dataclass
