@@ -1,7 +1,7 @@
 """Run the whole benchmark suite and summarise the issue's targets.
 
 In order: single generation, templates, memory, batch, colour management, RQ
-workers (each
+workers, hostile inputs (each
 also runs alone: ``python -m bench.single`` and so on). Every script writes
 ``bench/results/<name>.json``; this one adds ``bench/results/summary.json``.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import batch, icc, memory, rq_jobs, single, templates  # noqa: E402
+from bench import batch, hostile, icc, memory, rq_jobs, single, templates  # noqa: E402
 from bench.common import Target, log, target_table, wait_for_idle, write_results  # noqa: E402
 
 SCRIPTS: dict[str, t.Callable[[t.Sequence[str] | None], t.Any]] = {
@@ -34,6 +34,7 @@ SCRIPTS: dict[str, t.Callable[[t.Sequence[str] | None], t.Any]] = {
     "batch": batch.main,
     "icc": icc.main,
     "rq_jobs": rq_jobs.main,
+    "hostile": hostile.main,
 }
 
 

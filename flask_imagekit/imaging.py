@@ -4,6 +4,10 @@
 ``decode`` loads the pixels, upright, and takes the fast path when the first
 processor says what size it resizes to: JPEGs are decoded at a reduced scale
 (keeping a margin over the output) and the crop happens inside the resize.
+Before it allocates, it checks the whole generation against the budgets (see
+``check_pipeline``): the memory of the decode and of every step, from the
+processors' ``cost()``, the conversions and the encoder, and the size of every
+image made.
 ``prepare_image`` and ``save_image`` encode for the web: modes fixed per format,
 colours converted to sRGB from the source's ICC profile (after the resize, on the
 small image), no profile, EXIF, XMP or comments written.
@@ -874,7 +878,8 @@ def _decode_tally(
     if img.format in _DECODE_PEAK:
         decoding = max(decoding, int(img.width * img.height * _DECODE_PEAK[img.format]))
         # The decoder's copies are freed, but the process does not get all of that
-        # memory back for the next steps (measured: about two thirds of it stays).
+        # memory back for the next steps (measured: about two thirds of it stays;
+        # all of it is counted).
         held += decoding - decoded
     tally.add(held + decoded + coefficients, (0, 0), f"decoding at {img.width}x{img.height}")
     scale = stored_size[0] / img.size[0]

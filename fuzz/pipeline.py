@@ -497,7 +497,7 @@ def run_low_level(
     try:
         with meter:
             img = open_image(io.BytesIO(data), max_pixels=MAX_PIXELS, name="fuzz")
-            img, remaining = decode(img, list(processors), name="fuzz")
+            img, remaining = decode(img, list(processors), name="fuzz", format=fmt)
             stage = "processors"
             for processor in remaining:
                 img = processor.process(img)

@@ -13,6 +13,13 @@ here too, so that it cannot pass vacuously.
 
 Heavy inputs (decompression bombs) run in a fresh process, where the peak memory
 growth is measured without the test process's own allocations.
+
+Both corpora also go through every spec shape of ``fuzz.pipeline.SHAPES`` (resize
+first, ``Adjust`` first, no processors) in every output format (JPEG, PNG, WebP,
+GIF, and AVIF where Pillow writes it), one fresh process per shape: each input gives
+an image or an ``ImageKitError`` within IMAGEKIT_MAX_DECODE_BYTES + 32 MiB of peak
+memory growth and 1 s. The test prints the slowest input and the one whose memory
+grew most (``python -m bench.hostile`` prints them too).
 """
 
 from __future__ import annotations
@@ -32,11 +39,13 @@ from PIL import Image
 
 from flask_imagekit.cachefiles import ImageCacheFile
 from flask_imagekit.exceptions import ImageKitError
+from flask_imagekit.imaging import DEFAULT_MAX_DECODE_BYTES
 from flask_imagekit.sources import SourceFile
 from fuzz import hostile
 from fuzz.pipeline import (
-    MAX_MEGABYTES,
+    FORMATS,
     MAX_SECONDS,
+    SHAPES,
     Env,
     JpegThumb,
     Outcome,
@@ -51,6 +60,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "fuzz" / "fuzz_pipeline.py"
 
 LIGHT = [case for case in hostile.CASES if not case.heavy]
+#: Limits of one generation through the spec shapes: the default memory budget plus
+#: slack, and time.
+SHAPE_MEGABYTES = DEFAULT_MAX_DECODE_BYTES / 2**20 + 32
+SHAPE_SECONDS = 1.0
 HEAVY = [case for case in hostile.CASES if case.heavy]
 SPECS = ["jpeg", "png"]
 
@@ -120,6 +133,13 @@ def replay_in_subprocess(
     tmp_path: Path, data: bytes, name: str, spec: str = "jpeg", timeout: float = 60
 ) -> dict[str, t.Any]:
     """Generate in a fresh process; return its outcome (time and peak memory growth)."""
+    return replay_all_in_subprocess(tmp_path, data, name, spec, timeout)[-1]
+
+
+def replay_all_in_subprocess(
+    tmp_path: Path, data: bytes, name: str, spec: str = "shapes", timeout: float = 120
+) -> list[dict[str, t.Any]]:
+    """Generate through every route ``spec`` names in one fresh process; the outcomes."""
     source = tmp_path / "input.bin"
     source.write_bytes(data)
     cmd = [sys.executable, str(HARNESS), "--replay", str(source), "--spec", spec]
@@ -129,21 +149,24 @@ def replay_in_subprocess(
             cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT
         )
     except subprocess.TimeoutExpired:
-        return {"kind": "escape", "problems": [f"hang: no result in {timeout} s"]}
+        return [{"kind": "escape", "problems": [f"hang: no result in {timeout} s"]}]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no result (exit status {proc.returncode}): {proc.stderr[-2000:]}"
-    return t.cast(dict[str, t.Any], json.loads(lines[-1]))
+    return [t.cast(dict[str, t.Any], json.loads(line)) for line in lines]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", HEAVY, ids=lambda case: case.id)
 def test_heavy_hostile_input_in_a_fresh_process(tmp_path: Path, case: hostile.Case) -> None:
-    result = replay_in_subprocess(tmp_path, case.build(), case.name)
-    assert result["problems"] == [], result
-    assert result["seconds"] < MAX_SECONDS
-    assert result["megabytes"] < MAX_MEGABYTES
-    if case.expect != "either":
-        assert result["kind"] == case.expect, result
+    # Every spec shape, in every output format.
+    results = replay_all_in_subprocess(tmp_path, case.build(), case.name)
+    assert len(results) == len(SHAPES) * len(FORMATS)
+    for result in results:
+        assert result["problems"] == [], result
+        assert result["seconds"] < SHAPE_SECONDS, result
+        assert result["megabytes"] < SHAPE_MEGABYTES, result
+        if case.expect != "either":
+            assert result["kind"] == case.expect, result
 
 
 def test_peak_memory_is_measured() -> None:
@@ -174,6 +197,42 @@ def test_pillow_corpus_file(env: Env, name: str, spec: str) -> None:
 def test_pillow_bombs_in_a_fresh_process(tmp_path: Path, name: str) -> None:
     result = replay_in_subprocess(tmp_path, (CORPUS / name).read_bytes(), name)
     assert result["problems"] == [], result
+
+
+# Every spec shape, in every output format -------------------------------------------------
+
+
+def replay_corpora(spec: str) -> tuple[list[dict[str, t.Any]], str]:
+    """Both corpora through ``spec`` (a shape: every format) in one fresh process."""
+    cmd = [sys.executable, str(HARNESS), "--corpus", "--spec", spec, "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("replay:")]
+    assert results, f"exit status {proc.returncode}: {proc.stderr[-3000:]}"
+    assert summary, proc.stdout[-3000:]
+    return results, summary[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_both_corpora_through_a_spec_shape_in_every_format(shape: str) -> None:
+    results, summary = replay_corpora(shape)
+    print(summary)
+    expected: dict[str, str] = {f"hostile:{case.id}": case.expect for case in hostile.CASES}
+    expected.update({f"pillow:{name}": "error" for name in PILLOW_REFUSED})
+    inputs = len(LIGHT) + len(PILLOW_FILES)
+    assert len(results) == inputs * len(FORMATS)
+    assert {tuple(r["route"][1:]) for r in results} == {(shape, f.lower()) for f in FORMATS}
+    for result in results:
+        assert result["problems"] == [], result
+        assert result["kind"] in ("image", "error"), result
+        assert result["seconds"] < SHAPE_SECONDS, result
+        if result["memory_exact"]:
+            assert result["megabytes"] < SHAPE_MEGABYTES, result
+        expect = expected.get(result["file"], "either")
+        if expect != "either":
+            assert result["kind"] == expect, result
 
 
 # Multi-frame sources, warnings, retries ------------------------------------------------------
@@ -323,7 +382,13 @@ def test_sources_under_the_pixel_cap_stay_within_limits(
     tmp_path: Path, build: t.Callable[[], bytes], allowed: tuple[str, ...]
 ) -> None:
     # More files of this kind (WebP, AVIF, RGBA/LA PNG, a scan bomb) are kept in
-    # tests/corpus/ and replayed by tests/test_fuzz.py.
-    result = replay_in_subprocess(tmp_path, build(), "big.img")
-    assert result["problems"] == [], result
-    assert result["kind"] in allowed, result
+    # tests/corpus/ and replayed by tests/test_fuzz.py. Resized first, they give
+    # `allowed`; adjusted at full size or not resized, they are over a budget.
+    results = replay_all_in_subprocess(tmp_path, build(), "big.img")
+    assert len(results) == len(SHAPES) * len(FORMATS)
+    for result in results:
+        assert result["problems"] == [], result
+        assert result["seconds"] < SHAPE_SECONDS, result
+        assert result["megabytes"] < SHAPE_MEGABYTES, result
+        fill = result["route"][1] == "fill"
+        assert result["kind"] in (allowed if fill else ("image", "error")), result

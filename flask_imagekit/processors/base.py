@@ -258,9 +258,9 @@ def resize_cost(
     reduced = (math.ceil(box_width / factor_x) + 2, math.ceil(box_height / factor_y) + 2)
     reduced_bytes = image_bytes(reduced, mode) if factor_x > 1 or factor_y > 1 else 0
     # The horizontal pass makes an image of the output's width and of the rows the
-    # vertical pass reads: the box and the LANCZOS support around it.
+    # vertical pass reads: the box and the LANCZOS support around it (each band's).
     support = math.ceil(3 * max(1.0, reduced[1] / out[1]))
-    rows = min(reduced[1] + 2 * support + 2, size[1] + 2)
+    rows = min(reduced[1], size[1]) + 2 * bands * (support + 1)
     temporary = image_bytes((out[0], rows), mode)
     pasted = result if bands > 1 else 0
     resampling = premultiplied + reduced_bytes + temporary + result + pasted
