@@ -525,6 +525,17 @@ def decode_many(
         else:
             resized = resize(img, out, box)
         results.append((_orient(resized, orientation), plan.after))
+    icc = img.info.get("icc_profile") if img.mode == "CMYK" else None
+    if icc:
+        # Processors would turn CMYK into RGB(A) with Pillow's naive formula: convert
+        # with the source's profile first, on the (already reduced) image.
+        results = [
+            (
+                _cmyk_to_rgb(image, icc) if processors and image.mode == "CMYK" else image,
+                processors,
+            )
+            for image, processors in results
+        ]
     if auto_orient:
         # Upright now: a Transpose() processor must not rotate the image again.
         for image, _ in results:
