@@ -203,3 +203,28 @@ def test_another_visitor_cannot_take_an_authors_name(
     finally:
         for context in contexts:
             context.close()
+
+
+def test_a_broken_photo_does_not_break_the_gallery(
+    page: Page, live_server: LiveServer, tmp_path: Path
+) -> None:
+    # A row whose stored file is damaged (a disk error, a bad restore): the gallery
+    # still renders, every image loads, and the broken one shows the placeholder.
+    import sqlite3
+
+    media = live_server.instance / "media"
+    (media / "photos" / "damaged.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with sqlite3.connect(live_server.instance / "example.sqlite3") as db:
+        db.execute(
+            "INSERT INTO photo (title, image, crop_anchor, created_at) "
+            "VALUES ('Damaged', 'photos/damaged.jpg', 'c', '2100-01-01 00:00:00')"
+        )
+    response = page.goto(live_server.url)
+    assert response is not None
+    assert response.status == 200
+    images = assert_all_loaded(page)  # the placeholder loads too: nothing shows broken
+    damaged = [image for image in images if image["alt"] == "Damaged"]
+    assert len(damaged) == 1
+    assert damaged[0]["src"].startswith("data:image/svg+xml")
+    assert "Damaged" in page.locator(".card .title").all_inner_texts()
+    screenshot(page, tmp_path / "gallery-with-a-broken-photo.png")
