@@ -33,6 +33,7 @@ if t.TYPE_CHECKING:
 __all__ = ["DEFAULTS", "AppState", "current_state", "current_state_or_none", "load_state"]
 
 _STATE_KEY = "imagekit.state"
+_KEY_SAFE = re.compile(r"^[!-~]*$")
 _DIMENSIONS = re.compile(r"^(\d+x\d*|x\d+)$")
 
 DEFAULTS: dict[str, t.Any] = {
@@ -250,8 +251,9 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         raise ImproperlyConfigured(msg) from exc
 
     prefix = config["IMAGEKIT_CACHE_PREFIX"]
-    if not isinstance(prefix, str):
-        _fail("IMAGEKIT_CACHE_PREFIX", prefix, "a string")
+    # Every cachelib backend must take the keys (Memcached: printable ASCII, no spaces).
+    if not isinstance(prefix, str) or len(prefix) > 50 or not _KEY_SAFE.match(prefix):
+        _fail("IMAGEKIT_CACHE_PREFIX", prefix, "at most 50 printable ASCII characters, no spaces")
     timeout = config["IMAGEKIT_CACHE_TIMEOUT"]
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0

@@ -510,3 +510,12 @@ def test_rq_backend_with_its_redis_down_generates_inline(
     assert len(list((media_root / "CACHE/images/photos").rglob("*.jpg"))) == 2
     broker_warnings = [r for r in caplog.records if "broker" in r.getMessage()]
     assert len(broker_warnings) == 1  # one per outage window, not one per image
+
+
+@pytest.mark.parametrize("prefix", ["my app:", "tab\t", "é:", "x" * 51, 5])
+def test_a_state_key_prefix_every_cache_takes(
+    media_root: Path, tmp_path: Path, prefix: object
+) -> None:
+    app = make_app(media_root, tmp_path, IMAGEKIT_CACHE_PREFIX=prefix)
+    with pytest.raises(ImproperlyConfigured, match="IMAGEKIT_CACHE_PREFIX"):
+        ImageKit(app)
