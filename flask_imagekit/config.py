@@ -259,21 +259,11 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
     ):
         _fail("IMAGEKIT_CACHE_TIMEOUT", timeout, "None (forever) or a positive number of seconds")
-    max_pixels = config["IMAGEKIT_MAX_SOURCE_PIXELS"]
-    if max_pixels is not None and (
-        isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0
-    ):
-        _fail("IMAGEKIT_MAX_SOURCE_PIXELS", max_pixels, "a positive integer")
-    max_bytes = config["IMAGEKIT_MAX_DECODE_BYTES"]
-    if max_bytes is not None and (
-        isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
-    ):
-        _fail("IMAGEKIT_MAX_DECODE_BYTES", max_bytes, "None or a positive number of bytes")
-    max_output = config["IMAGEKIT_MAX_OUTPUT_PIXELS"]
-    if max_output is not None and (
-        isinstance(max_output, bool) or not isinstance(max_output, int) or max_output <= 0
-    ):
-        _fail("IMAGEKIT_MAX_OUTPUT_PIXELS", max_output, "None or a positive number of pixels")
+    max_pixels = _limit(config, "IMAGEKIT_MAX_SOURCE_PIXELS", "a positive integer")
+    max_bytes = _limit(config, "IMAGEKIT_MAX_DECODE_BYTES", "None or a positive number of bytes")
+    max_output = _limit(
+        config, "IMAGEKIT_MAX_OUTPUT_PIXELS", "None or a positive number of pixels"
+    )
     thumbnail_sizes = _thumbnail_sizes(config["IMAGEKIT_THUMBNAIL_SIZES"])
     raise_errors = config["IMAGEKIT_RAISE_ERRORS"]
     if raise_errors is None:
@@ -365,6 +355,14 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         local_state_timeout=_local_timeout(config["IMAGEKIT_LOCAL_STATE_TIMEOUT"]),
         _cache_source=cache_source,
     )
+
+
+def _limit(config: t.Mapping[str, t.Any], key: str, expected: str) -> int | None:
+    """A limit setting: None (no limit) or a positive integer."""
+    value = config[key]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        _fail(key, value, expected)
+    return value
 
 
 def _thumbnail_sizes(value: t.Any) -> frozenset[str] | None:

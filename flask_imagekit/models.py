@@ -32,7 +32,7 @@ from .registry import default_registry
 from .signals import source_changed, source_created, source_deleted
 from .sources import SourceFile
 from .specs import ImageSpec
-from .specs.sourcegroups import ImageFieldSourceGroup
+from .specs.sourcegroups import ImageFieldSourceGroup, mapped_descendants
 
 if t.TYPE_CHECKING:
     from .storage import Storage
@@ -210,21 +210,8 @@ def watch_source_group(group: ImageFieldSourceGroup) -> None:
         groups.append(group)
     _listen()
     # Models mapped before the group was made get their listeners now.
-    for cls in _mapped_descendants(group.model_class):
+    for cls in mapped_descendants(group.model_class):
         _attach_watchers(cls)
-
-
-def _mapped_descendants(model_class: type) -> list[type]:
-    found: list[type] = []
-    pending = [model_class]
-    while pending:
-        cls = pending.pop()
-        if cls in found:
-            continue
-        if inspect(cls, raiseerr=False) is not None:
-            found.append(cls)
-        pending.extend(cls.__subclasses__())
-    return found
 
 
 def _watched_attrs(instance: object) -> dict[str, list[ImageFieldSourceGroup]]:
@@ -672,9 +659,18 @@ def _mapper_configured(mapper: Mapper[t.Any], class_: type) -> None:
         event.listen(class_, "refresh", _wrap_refreshed)
 
 
+# Mapped classes -> their ProcessedImageField columns: read once, used on every row load.
+_processed: weakref.WeakKeyDictionary[type, dict[str, ProcessedColumn]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _processed_columns(class_: type) -> dict[str, ProcessedColumn]:
     """The ProcessedImageField columns of a mapped class, by attribute key."""
-    found: dict[str, ProcessedColumn] = {}
+    found = _processed.get(class_)
+    if found is not None:
+        return found
+    found = {}
     mapper: Mapper[t.Any] | None = inspect(class_, raiseerr=False)
     if mapper is None:
         return found
@@ -683,6 +679,7 @@ def _processed_columns(class_: type) -> dict[str, ProcessedColumn]:
             settings = getattr(column, "info", {}).get(_INFO_KEY)
             if isinstance(settings, ProcessedColumn):
                 found[prop.key] = settings
+    _processed[class_] = found
     return found
 
 

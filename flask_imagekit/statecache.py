@@ -22,7 +22,7 @@ import typing as t
 if t.TYPE_CHECKING:
     from cachelib import BaseCache
 
-__all__ = ["StateCache"]
+__all__ = ["Outage", "StateCache"]
 
 # Deletes the key only if it still holds this process's token.
 _RELEASE_SCRIPT = """
@@ -72,6 +72,31 @@ def _is_remote(cache: object) -> bool:
     return isinstance(cache, remote) or _is_redis(cache)
 
 
+class Outage:
+    """A window of a few seconds after a service failed, so it is warned about once
+    and not waited on for every image meanwhile."""
+
+    __slots__ = ("_until",)
+
+    #: Seconds a failed service is left alone before it is tried again.
+    SECONDS = 5
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether the service failed less than :attr:`SECONDS` ago."""
+        return self._until > time.monotonic()
+
+    def begin(self) -> bool:
+        """Record a failure now; True if it opens a new window (warn then)."""
+        now = time.monotonic()
+        new = self._until <= now
+        self._until = now + self.SECONDS
+        return new
+
+
 class StateCache:
     """Cache file states and locks on top of a cachelib cache.
 
@@ -88,13 +113,12 @@ class StateCache:
         self.local_timeout = float(local_timeout)
         self._local: dict[str, tuple[t.Any, float]] = {}
         self._redis = _is_redis(cache)
-        self._release_script: t.Any = None
-        self._refresh_script: t.Any = None
+        self._scripts: dict[str, t.Any] = {}
         self._lock = threading.Lock()
-        #: Until this time (monotonic), the cache is known to be unreachable.
-        self.unreachable_until = 0.0
-        #: Until this time (monotonic), refused writes are not warned about again.
-        self.refused_warned_until = 0.0
+        #: The cache could not be reached: it is left alone for a few seconds.
+        self.unreachable = Outage()
+        #: The cache refused a write: warned about once per window.
+        self.refusing = Outage()
 
     def __repr__(self) -> str:
         return f"StateCache({self.cache!r}, local_timeout={self.local_timeout})"
@@ -154,11 +178,7 @@ class StateCache:
     def release(self, key: str, token: str) -> None:
         """Release the lock ``key`` if ``token`` still holds it."""
         if self._redis:
-            cache: t.Any = self.cache
-            if self._release_script is None:
-                self._release_script = cache._write_client.register_script(_RELEASE_SCRIPT)
-            name = f"{cache._get_prefix()}{key}"
-            self._release_script(keys=[name], args=[cache.serializer.dumps(token)])
+            self._run_script(_RELEASE_SCRIPT, key, token)
             return
         with self._lock:  # in-process caches: the check and the delete cannot interleave
             if self.cache.get(key) == token:
@@ -167,14 +187,17 @@ class StateCache:
     def refresh(self, key: str, token: str, timeout: int) -> bool:
         """Extend the lock ``key`` by ``timeout`` seconds if ``token`` still holds it."""
         if self._redis:
-            cache: t.Any = self.cache
-            if self._refresh_script is None:
-                self._refresh_script = cache._write_client.register_script(_REFRESH_SCRIPT)
-            name = f"{cache._get_prefix()}{key}"
-            return bool(
-                self._refresh_script(keys=[name], args=[cache.serializer.dumps(token), timeout])
-            )
+            return bool(self._run_script(_REFRESH_SCRIPT, key, token, timeout))
         with self._lock:
             if self.cache.get(key) != token:
                 return False
             return bool(self.cache.set(key, token, timeout=timeout))
+
+    def _run_script(self, source: str, key: str, token: str, *args: t.Any) -> t.Any:
+        """Run a Lua script on ``key`` (prefixed as cachelib does) and ``token``."""
+        cache: t.Any = self.cache
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = cache._write_client.register_script(source)
+        name = f"{cache._get_prefix()}{key}"
+        return script(keys=[name], args=[cache.serializer.dumps(token), *args])

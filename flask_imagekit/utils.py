@@ -129,18 +129,10 @@ def output_extension(source_name: str | None, format: str | None) -> str:
     extension, never the source's.
     """
     try:
-        suggested = format_to_extension(format)
+        format_to_extension(format)
     except UnknownFormat:
         return ""
-    original = os.path.splitext(source_name or "")[1]
-    if original and original.lower() != suggested.lower():
-        try:
-            original_format = extension_to_format(original)
-        except UnknownExtension:
-            return suggested
-        assert format is not None
-        return original if original_format.lower() == format.lower() else suggested
-    return original or suggested
+    return suggest_extension(source_name or "", format)
 
 
 def get_field_info(source: object) -> tuple[t.Any, str]:

@@ -84,8 +84,22 @@ def test_bad_uploads_are_validation_errors(
         assert not isinstance(form.avatar.data, ProcessedUpload)
 
 
+@pytest.fixture
+def generated(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The class names of the specs that generate an image, in order."""
+    names: list[str] = []
+    original = ImageSpec.generate
+
+    def counting(self: ImageSpec) -> io.BytesIO:
+        names.append(type(self).__name__)
+        return original(self)
+
+    monkeypatch.setattr(ImageSpec, "generate", counting)
+    return names
+
+
 def test_processed_upload_is_stored_once_by_the_model_column(
-    form_app: Flask, tmp_path: Path, media_root: Path, monkeypatch: pytest.MonkeyPatch
+    form_app: Flask, tmp_path: Path, media_root: Path, generated: list[str]
 ) -> None:
     class Base(DeclarativeBase):
         pass
@@ -100,14 +114,6 @@ def test_processed_upload_is_stored_once_by_the_model_column(
 
     form_app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     db.init_app(form_app)
-    generated: list[str] = []
-    original = ImageSpec.generate
-
-    def counting(self: ImageSpec) -> io.BytesIO:
-        generated.append(type(self).__name__)
-        return original(self)
-
-    monkeypatch.setattr(ImageSpec, "generate", counting)
     with form_app.test_request_context(method="POST"):
         db.create_all()
         form = make_form(spec_id="tests:avatar")(formdata=upload(encode(photo(), "PNG"), "me.png"))
@@ -128,7 +134,7 @@ def test_processed_upload_is_stored_once_by_the_model_column(
 
 
 def test_form_output_of_the_columns_own_spec_is_stored_as_is(
-    form_app: Flask, media_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    form_app: Flask, media_root: Path, tmp_path: Path, generated: list[str]
 ) -> None:
     class Base(DeclarativeBase):
         pass
@@ -141,14 +147,6 @@ def test_form_output_of_the_columns_own_spec_is_stored_as_is(
 
     form_app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     db.init_app(form_app)
-    generated: list[str] = []
-    original = ImageSpec.generate
-
-    def counting(self: ImageSpec) -> io.BytesIO:
-        generated.append(type(self).__name__)
-        return original(self)
-
-    monkeypatch.setattr(ImageSpec, "generate", counting)
     with form_app.test_request_context(method="POST"):
         db.create_all()
         form = make_form(spec_id="tests:avatar")(formdata=upload(encode(photo(), "PNG"), "me.png"))

@@ -45,7 +45,7 @@ from ..exceptions import (
     SourceError,
     StorageError,
 )
-from ..statecache import StateCache
+from ..statecache import Outage, StateCache
 
 if t.TYPE_CHECKING:
     from cachelib import BaseCache
@@ -65,8 +65,6 @@ _SOURCE_MISSING = "M"
 _FAILED = "F"
 _MAX_FAILURE_MESSAGE = 500
 _MISSING = ("D", _SOURCE_MISSING)
-# Seconds a state cache that failed is left alone before it is tried again.
-_RETRY_UNREACHABLE_AFTER = 5
 
 
 class CacheFileState(str, enum.Enum):
@@ -197,19 +195,19 @@ class CachedFileBackend:
     def _call(self, file: ImageCacheFile, op: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
         """Run a cache operation; an unreachable cache counts as a miss, with a warning."""
         cache = self._state_cache(file)
-        if cache.unreachable_until > time.monotonic():
+        if cache.unreachable.active:
             return _CACHE_FAILED  # known to be down: do not wait on it for every image
         try:
             return getattr(cache, op)(*args, **kwargs)
         except _unreachable_errors() as exc:
-            cache.unreachable_until = time.monotonic() + _RETRY_UNREACHABLE_AFTER
+            cache.unreachable.begin()
             logger.warning(
                 "flask_imagekit: the state cache %r failed on %s (%s); going on without it "
                 "for %d seconds (files are generated inline, existence asked of the storage).",
                 cache,
                 op,
                 exc,
-                _RETRY_UNREACHABLE_AFTER,
+                Outage.SECONDS,
             )
             return _CACHE_FAILED
 
@@ -436,10 +434,8 @@ class CachedFileBackend:
 
 
 def _warn_refused(cache: StateCache) -> None:
-    now = time.monotonic()
-    if cache.refused_warned_until > now:
+    if not cache.refusing.begin():
         return
-    cache.refused_warned_until = now + _RETRY_UNREACHABLE_AFTER
     logger.warning(
         "flask_imagekit: the state cache %r refuses writes (is its server down?); files are "
         "generated inline without a shared lock meanwhile.",
@@ -605,8 +601,6 @@ class AsyncBackend(CachedFileBackend):
 
     #: Files may be pending on a worker: ``bool()`` asks the state cache.
     is_async = True
-    #: Until this time (monotonic), the broker is known to be unreachable.
-    _broker_down_until = 0.0
 
     def __init__(self, *args: t.Any, queue_timeout: int = 600, **kwargs: t.Any) -> None:
         """``queue_timeout``: seconds a job may wait in the queue before it is sent again.
@@ -618,6 +612,8 @@ class AsyncBackend(CachedFileBackend):
         """
         super().__init__(*args, **kwargs)
         self.queue_timeout = max(self.lock_timeout, math.ceil(queue_timeout))
+        #: The broker could not be reached: files are generated inline meanwhile.
+        self.broker_down = Outage()
 
     def generate(self, file: ImageCacheFile, force: bool = False) -> None:
         """Schedule the generation of ``file`` unless it exists or is under way."""
@@ -639,7 +635,7 @@ class AsyncBackend(CachedFileBackend):
         from ..jobs import job_payload
 
         payload = job_payload(file, force=force)
-        if self._broker_down_until > time.monotonic():
+        if self.broker_down.active:
             # Known to be down: no connection attempt per image.
             self.generate_now(file, force=force)
             return True
@@ -651,13 +647,13 @@ class AsyncBackend(CachedFileBackend):
             self._call(file, "set", self.get_queued_key(file), token, timeout=self.queue_timeout)
         except _broker_errors() as exc:
             self._release(file, token)
-            self._broker_down_until = time.monotonic() + _RETRY_UNREACHABLE_AFTER
+            self.broker_down.begin()
             logger.warning(
                 "flask_imagekit: the broker of %r is unreachable (%s); generating inline for "
                 "%d seconds.",
                 self,
                 exc,
-                _RETRY_UNREACHABLE_AFTER,
+                Outage.SECONDS,
             )
             self.generate_now(file, force=force)
         except BaseException:

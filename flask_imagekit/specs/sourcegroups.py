@@ -116,21 +116,29 @@ def mapped_models(model_class: type[t.Any]) -> list[type[t.Any]]:
     subclasses). An abstract base or a mixin gives its outermost mapped
     descendants, as django-imagekit's ``get_nonabstract_descendants`` does.
     """
+    return mapped_descendants(model_class, outermost=True)
+
+
+def mapped_descendants(model_class: type[t.Any], *, outermost: bool = False) -> list[type[t.Any]]:
+    """``model_class`` and its subclasses that SQLAlchemy maps, nearest first.
+
+    With ``outermost``, the walk stops at each mapped class: its subclasses are
+    left out, as its queries already cover their rows.
+    """
     from sqlalchemy import inspect
 
-    if inspect(model_class, raiseerr=False) is not None:
-        return [model_class]
     found: list[type[t.Any]] = []
-    pending = list(model_class.__subclasses__())
+    pending = [model_class]
     seen: set[type[t.Any]] = set()
     while pending:
         cls = pending.pop(0)
         if cls in seen:
             continue
         seen.add(cls)
-        if inspect(cls, raiseerr=False) is not None:
+        mapped = inspect(cls, raiseerr=False) is not None
+        if mapped:
             found.append(cls)
-        else:
+        if not (mapped and outermost):
             pending.extend(cls.__subclasses__())
     return found
 
