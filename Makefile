@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check flask_imagekit tests bench example_app fuzz
 	$(BIN)/ruff format --check flask_imagekit tests bench example_app fuzz
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict flask_imagekit

@@ -3,6 +3,8 @@
 Every key that names a class or function accepts the object itself, a class, or a
 dotted import path string; all of them are resolved once, here, so a bad value
 fails at start-up with :class:`ImproperlyConfigured`, never at the first request.
+The result is a frozen :class:`Settings`; the runtime state built on it (the
+registry, the state cache, remembered files) is :class:`~flask_imagekit.state.AppState`.
 """
 
 from __future__ import annotations
@@ -13,26 +15,23 @@ import os
 import re
 import typing as t
 
-from flask import current_app
-from flask.globals import _cv_app
 from PIL import Image
-from werkzeug.utils import ImportStringError, import_string
 
+from . import defaults
+from .cachefiles.backends import resolve_backend
+from .cachefiles.strategies import resolve_strategy
 from .exceptions import ImproperlyConfigured
-from .filememo import FileMemo
-from .imaging import DEFAULT_ALLOWED_FORMATS, DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_OUTPUT_PIXELS
-from .statecache import StateCache
+from .importing import invalid as _fail
+from .importing import resolve, resolve_instance
 from .storage import FileSystemStorage, Storage, clean_name
 
 if t.TYPE_CHECKING:
     from cachelib import BaseCache
     from flask import Flask
 
-    from .registry import Registry
+    from .protocols import CacheFileBackend, CacheFileStrategy
 
-__all__ = ["DEFAULTS", "AppState", "current_state", "current_state_or_none", "load_state"]
-
-_STATE_KEY = "imagekit.state"
+__all__ = ["DEFAULTS", "Settings", "cachelib_backend", "load_settings"]
 _KEY_SAFE = re.compile(r"^[!-~]*$")
 _DIMENSIONS = re.compile(r"^(\d+x\d*|x\d+)$")
 
@@ -42,7 +41,7 @@ DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_SERVE_MEDIA": True,
     "IMAGEKIT_DEFAULT_FILE_STORAGE": None,
     "IMAGEKIT_SOURCE_STORAGE": None,
-    "IMAGEKIT_CACHEFILE_DIR": "CACHE/images",
+    "IMAGEKIT_CACHEFILE_DIR": defaults.CACHEFILE_DIR,
     "IMAGEKIT_CACHEFILE_NAMER": "flask_imagekit.cachefiles.namers.hash",
     "IMAGEKIT_SPEC_CACHEFILE_NAMER": "flask_imagekit.cachefiles.namers.source_name_as_path",
     "IMAGEKIT_DEFAULT_CACHEFILE_BACKEND": "flask_imagekit.cachefiles.backends.Simple",
@@ -50,14 +49,14 @@ DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_CACHE_BACKEND": None,
     "IMAGEKIT_CACHE_PREFIX": "imagekit:",
     "IMAGEKIT_CACHE_TIMEOUT": None,
-    "IMAGEKIT_MAX_SOURCE_PIXELS": 50_000_000,
-    "IMAGEKIT_MAX_DECODE_BYTES": DEFAULT_MAX_DECODE_BYTES,
-    "IMAGEKIT_MAX_OUTPUT_PIXELS": DEFAULT_MAX_OUTPUT_PIXELS,
+    "IMAGEKIT_MAX_SOURCE_PIXELS": defaults.MAX_SOURCE_PIXELS,
+    "IMAGEKIT_MAX_DECODE_BYTES": defaults.MAX_DECODE_BYTES,
+    "IMAGEKIT_MAX_OUTPUT_PIXELS": defaults.MAX_OUTPUT_PIXELS,
     "IMAGEKIT_THUMBNAIL_SIZES": None,  # None: any "WxH" string
     "IMAGEKIT_RAISE_ERRORS": None,  # None: app.debug or app.testing
     "IMAGEKIT_PLACEHOLDER": None,  # None: a neutral inline SVG
     "IMAGEKIT_FAILURE_TIMEOUT": 60,
-    "IMAGEKIT_ALLOWED_SOURCE_FORMATS": DEFAULT_ALLOWED_FORMATS,
+    "IMAGEKIT_ALLOWED_SOURCE_FORMATS": defaults.ALLOWED_SOURCE_FORMATS,
     "IMAGEKIT_DELETE_ORPHANED_CACHEFILES": False,
     "IMAGEKIT_LOCAL_STATE_TIMEOUT": None,  # None: on (60 s) for caches outside the process
 }
@@ -66,11 +65,10 @@ DEFAULTS: dict[str, t.Any] = {
 _SIMPLE_CACHE_THRESHOLD = 100_000
 
 
-@dataclasses.dataclass
-class AppState:
-    """Everything flask_imagekit resolved from one app's config."""
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """One app's ``IMAGEKIT_*`` config, validated and resolved."""
 
-    registry: Registry
     media_root: str
     media_url: str
     serve_media: bool
@@ -79,79 +77,22 @@ class AppState:
     cachefile_dir: str
     cachefile_namer: t.Callable[[t.Any], str]
     spec_cachefile_namer: t.Callable[[t.Any], str]
-    cachefile_backend: t.Any
-    cachefile_strategy: t.Any
+    cachefile_backend: CacheFileBackend
+    cachefile_strategy: CacheFileStrategy
     cache_prefix: str
     cache_timeout: float | None
     max_source_pixels: int | None
     max_decode_bytes: int | None
     allowed_source_formats: tuple[str, ...]
-    max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
+    max_output_pixels: int | None = defaults.MAX_OUTPUT_PIXELS
     thumbnail_sizes: frozenset[str] | None = None
     raise_errors: bool = True
     placeholder: str | t.Callable[[t.Any], str] | None = None
     failure_timeout: int = 60
     delete_orphaned_cachefiles: bool = False
     local_state_timeout: float | None = None
-    db: t.Any = None
-    _cache_source: t.Any = None
-    _state_cache: BaseCache | None = None
-    _states: StateCache | None = None
-    file_memo: FileMemo = dataclasses.field(default_factory=FileMemo)
-
-    @property
-    def state_cache(self) -> BaseCache:
-        """The cachelib cache that holds cache file states (resolved on first use)."""
-        cache = self._state_cache
-        if cache is None:
-            cache = self._state_cache = _cachelib_backend(self._cache_source)
-        return cache
-
-    @property
-    def states(self) -> StateCache:
-        """The state cache as backends use it: atomic locks and a local tier."""
-        states = self._states
-        if states is None:
-            states = self._states = StateCache(self.state_cache, self.local_state_timeout)
-        return states
-
-
-def _fail(key: str, value: object, expected: str) -> t.NoReturn:
-    msg = f"{key} = {value!r} is invalid: expected {expected}."
-    raise ImproperlyConfigured(msg)
-
-
-def resolve(key: str, value: t.Any) -> t.Any:
-    """Import ``value`` if it is a dotted path string; return it otherwise."""
-    if isinstance(value, str):
-        try:
-            return import_string(value)
-        except (ImportStringError, ImportError, AttributeError) as exc:
-            msg = f"{key} = {value!r} cannot be imported: {exc}. Check the dotted path."
-            raise ImproperlyConfigured(msg) from exc
-    return value
-
-
-def resolve_instance(key: str, value: t.Any, expected: str) -> t.Any:
-    """Resolve a setting naming an object, a class (instantiated) or a dotted path."""
-    value = resolve(key, value)
-    if isinstance(value, type):
-        try:
-            return value()
-        except Exception as exc:
-            msg = f"{key}: could not create {value.__qualname__}(): {exc}. Pass an instance."
-            raise ImproperlyConfigured(msg) from exc
-    if value is None:
-        _fail(key, value, expected)
-    return value
-
-
-def resolve_backend(key: str, value: t.Any) -> t.Any:
-    """Resolve a cache file backend setting and check it looks like a backend."""
-    backend = resolve_instance(key, value, "a cache file backend")
-    if not all(callable(getattr(backend, name, None)) for name in ("generate", "exists")):
-        _fail(key, value, "a cache file backend such as flask_imagekit.cachefiles.backends.Simple")
-    return backend
+    #: Where cache file states live: a cachelib cache, or (Flask-Caching Cache, app).
+    cache_source: t.Any = None
 
 
 def _storage(key: str, value: t.Any, default: Storage) -> Storage:
@@ -205,7 +146,11 @@ def _cache_source(key: str, value: t.Any, cache: t.Any, debug: bool, explicit: b
     _fail(key, value, "a Flask-Caching Cache, a cachelib cache, or a Flask-Caching config dict")
 
 
-def _cachelib_backend(source: t.Any) -> BaseCache:
+def cachelib_backend(source: t.Any) -> BaseCache:
+    """The cachelib cache behind a ``cache_source``.
+
+    A Flask-Caching ``Cache`` is looked up on its app, so init order is free.
+    """
     from cachelib import BaseCache
 
     if isinstance(source, BaseCache):
@@ -221,10 +166,8 @@ def _cachelib_backend(source: t.Any) -> BaseCache:
     return t.cast("BaseCache", backend)
 
 
-def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: bool) -> AppState:
-    """Validate the ``IMAGEKIT_*`` config of ``app`` and resolve it into an AppState."""
-    from .cachefiles.strategies import resolve_strategy
-
+def load_settings(app: Flask, cache: t.Any, explicit_cache: bool) -> Settings:
+    """Validate the ``IMAGEKIT_*`` config of ``app`` and resolve it into :class:`Settings`."""
     config = app.config
     media_root = config["IMAGEKIT_MEDIA_ROOT"] or os.path.join(app.instance_path, "media")
     if not isinstance(media_root, str | os.PathLike):
@@ -322,8 +265,7 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
     elif not _is_cachelib(cache_source):
         cache_source = (cache_source, app)
 
-    return AppState(
-        registry=registry,
+    return Settings(
         media_root=media_root,
         media_url=media_url,
         serve_media=config["IMAGEKIT_SERVE_MEDIA"],
@@ -353,7 +295,7 @@ def load_state(app: Flask, registry: Registry, cache: t.Any, explicit_cache: boo
         ),
         delete_orphaned_cachefiles=config["IMAGEKIT_DELETE_ORPHANED_CACHEFILES"],
         local_state_timeout=_local_timeout(config["IMAGEKIT_LOCAL_STATE_TIMEOUT"]),
-        _cache_source=cache_source,
+        cache_source=cache_source,
     )
 
 
@@ -390,27 +332,3 @@ def _is_cachelib(value: object) -> bool:
     from cachelib import BaseCache
 
     return isinstance(value, BaseCache)
-
-
-def current_state_or_none() -> AppState | None:
-    """The current app's settings, or None outside an app context or without ImageKit."""
-    # On every render path: read the app context directly, not through the proxy.
-    ctx = _cv_app.get(None)
-    if ctx is None:
-        return None
-    return t.cast("AppState | None", ctx.app.extensions.get(_STATE_KEY))
-
-
-def current_state() -> AppState:
-    """The current app's flask_imagekit settings; raises when there are none."""
-    state = current_state_or_none()
-    if state is None:
-        if not current_app:
-            msg = (
-                "flask_imagekit needs an application context here. Use it inside a "
-                "request, a CLI command, or `with app.app_context():`."
-            )
-        else:
-            msg = "ImageKit is not initialised on the current app; call ImageKit(app)."
-        raise ImproperlyConfigured(msg)
-    return state

@@ -11,6 +11,7 @@ __all__ = [
     "GenerationError",
     "ImageKitError",
     "ImproperlyConfigured",
+    "InvalidArgument",
     "JobRefused",
     "MissingCacheFile",
     "MissingSource",
@@ -82,3 +83,11 @@ class UnstoredSource(ImageKitError, ValueError):
 
 class JobRefused(ImageKitError):
     """A worker refused a job: its signature or its fields are not what a scheduler sends."""
+
+
+class InvalidArgument(ImproperlyConfigured, ValueError, TypeError):
+    """A value given to flask_imagekit is not one it can use (a bad id, a wrong type).
+
+    It is also a ``ValueError`` and a ``TypeError``, so code written against the
+    built-in errors keeps catching it.
+    """

@@ -17,21 +17,14 @@ from urllib.parse import unquote, urlsplit
 from flask import Flask, Response, request, send_file
 from werkzeug.exceptions import NotFound
 
-from . import generatorlibrary  # noqa: F401 - registers imagekit:thumbnail
-from .cachefiles import ImageCacheFile
-from .cachefiles.strategies import call_strategy
 from .cli import imagekit_cli
-from .config import (
-    _STATE_KEY,
-    DEFAULTS,
-    AppState,
-    current_state,
-    current_state_or_none,
-    load_state,
-)
+from .config import DEFAULTS, load_settings
+from .events import connect_source_signals
 from .exceptions import ImproperlyConfigured, SuspiciousName
+from .globals import STATE_KEY, current_state, current_state_or_none
+from .models import listen as listen_to_db
 from .registry import Register, Registry, Unregister, default_registry
-from .signals import source_changed, source_created, source_deleted
+from .state import AppState
 from .storage import FileSystemStorage, clean_name, is_temporary_name
 from .templating import init_templating
 
@@ -72,7 +65,9 @@ class ImageKit:
     """The flask_imagekit extension.
 
     :param app: an app to initialise right away (or call :meth:`init_app` later).
-    :param db: the Flask-SQLAlchemy extension, for model integration.
+    :param db: the Flask-SQLAlchemy extension, for model integration: source
+        signals are sent for the rows of its ``db.session``. When not given, the
+        one already initialised on the app is used.
     :param cache: a Flask-Caching ``Cache`` to keep cache file states in, unless
         ``IMAGEKIT_CACHE_BACKEND`` says otherwise.
     """
@@ -108,16 +103,20 @@ class ImageKit:
         explicit_cache = app.config.get("IMAGEKIT_CACHE_BACKEND") is not None
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        state = load_state(app, self.registry, cache or self.cache, explicit_cache)
-        state.db = db or self.db
+        settings = load_settings(app, cache or self.cache, explicit_cache)
+        # Without db=, a Flask-SQLAlchemy already set up on the app is the one.
+        db = db or self.db or app.extensions.get("sqlalchemy")
+        state = AppState.build(settings, self.registry, db)
         self._states[app] = state
         app.extensions["imagekit"] = self
-        app.extensions[_STATE_KEY] = state
+        app.extensions[STATE_KEY] = state
         if state.serve_media:
             _add_media_route(app, state)
         init_templating(app)
         app.cli.add_command(imagekit_cli)
-        _connect_source_signals()
+        connect_source_signals()
+        if db is not None:
+            listen_to_db(db)
 
     def state(self, app: Flask) -> AppState:
         """The resolved settings of ``app``."""
@@ -181,55 +180,3 @@ def _add_media_route(app: Flask, state: AppState) -> None:
 
     app.add_url_rule(f"{base}/<path:filename>", "imagekit_media", imagekit_media)
     app.after_request(add_media_headers)
-
-
-# Source signals -> strategies ------------------------------------------------------
-
-_SOURCE_CALLBACKS = {
-    "created": ("on_source_created", "on_source_saved"),
-    "changed": ("on_source_changed", "on_source_saved"),
-    "deleted": ("on_source_deleted",),
-}
-
-
-def dispatch_source_event(state: AppState, sender: t.Any, source: t.Any, event: str) -> None:
-    """Tell the strategy of every spec ``sender`` feeds that ``source`` was ``event``."""
-    registry = state.registry
-    for generator_id in registry.generator_ids_for_source_group(sender):
-        try:
-            generator = registry.get_generator(generator_id, source=source)
-            file = ImageCacheFile(generator, generator_id=generator_id)
-            for callback in _SOURCE_CALLBACKS[event]:
-                call_strategy(file.cachefile_strategy, callback, file)
-            if event == "deleted" and state.delete_orphaned_cachefiles:
-                file.storage.delete(file.name)
-                file.cachefile_backend.forget(file)
-        except Exception:
-            logger.exception(
-                "flask_imagekit: handling source %s of %r for %r failed",
-                event,
-                source,
-                generator_id,
-            )
-
-
-def _receiver(event: str) -> t.Callable[..., None]:
-    def receive(sender: t.Any, source: t.Any = None, **extra: t.Any) -> None:
-        state = current_state_or_none()
-        if state is not None and source is not None:
-            dispatch_source_event(state, sender, source, event)
-
-    receive.__name__ = f"on_source_{event}"
-    return receive
-
-
-_RECEIVERS = {event: _receiver(event) for event in _SOURCE_CALLBACKS}
-
-
-def _connect_source_signals() -> None:
-    for signal, event in (
-        (source_created, "created"),
-        (source_changed, "changed"),
-        (source_deleted, "deleted"),
-    ):
-        signal.connect(_RECEIVERS[event], weak=False)

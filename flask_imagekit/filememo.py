@@ -5,16 +5,20 @@ arguments and the app's settings when the spec's parameters are plain class
 attributes (not properties reading the source's row). For those, the cache file
 object is kept for ``ttl`` seconds and handed out again; it keeps its rendered
 ``<img>`` tag, and the strategy still runs on every use (JustInTime checks the
-state, Optimistic nothing). Any generation in the process clears the memo.
+state, Optimistic nothing). An entry is valid for one *epoch* of the app's state
+cache: any state written in the process (a generation, a failure, a deletion)
+starts a new one.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 import typing as t
 
 from .sources import SourceFile
+from .specs import BaseImageSpec, ImageSpec
 
 if t.TYPE_CHECKING:
     from .cachefiles import ImageCacheFile
@@ -25,30 +29,25 @@ __all__ = ["FileMemo", "is_static_spec"]
 _PLAIN = (str, int, float, bool, type(None))
 _PLAIN_TYPES = frozenset(_PLAIN)
 _PARAM_FIELDS = ("processors", "format", "options", "autoconvert", "auto_orient")
-_static_classes: dict[type, bool] = {}
 
 
+@functools.lru_cache(maxsize=1024)
 def is_static_spec(cls: type) -> bool:
     """Whether a generator class's output depends only on its constructor arguments."""
-    known = _static_classes.get(cls)
-    if known is None:
-        from .specs import BaseImageSpec, ImageSpec
-
-        known = issubclass(cls, ImageSpec) and not any(
-            isinstance(inspect.getattr_static(cls, name, None), property) for name in _PARAM_FIELDS
-        )
-        known = known and inspect.getattr_static(cls, "cachefile_name") is inspect.getattr_static(
-            BaseImageSpec, "cachefile_name"
-        )
-        _static_classes[cls] = known
-    return known
+    if not issubclass(cls, ImageSpec) or any(
+        isinstance(inspect.getattr_static(cls, name, None), property) for name in _PARAM_FIELDS
+    ):
+        return False
+    return inspect.getattr_static(cls, "cachefile_name") is inspect.getattr_static(
+        BaseImageSpec, "cachefile_name"
+    )
 
 
 def _plain(value: t.Any) -> t.Any:
     """A hashable stand-in for an argument, or raise TypeError."""
     if type(value) in _PLAIN_TYPES:
         return value
-    if isinstance(value, str) and getattr(value, "_storage", None) is None:
+    if isinstance(value, str) and getattr(value, "column_storage", None) is None:
         return str(value)
     if isinstance(value, _PLAIN) and not isinstance(value, str):
         return value
@@ -65,7 +64,7 @@ class FileMemo:
     def __init__(self, ttl: float = 60.0, max_entries: int = 20_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[tuple[t.Any, ...], tuple[ImageCacheFile, float]] = {}
+        self._entries: dict[tuple[t.Any, ...], tuple[ImageCacheFile, float, int]] = {}
 
     def key(
         self,
@@ -85,24 +84,31 @@ class FileMemo:
             return None
         return (generator_id, registry.total_version, arguments, html)
 
-    def get(self, key: tuple[t.Any, ...]) -> ImageCacheFile | None:
-        """The remembered file for ``key``, if still fresh."""
+    def get(self, key: tuple[t.Any, ...], epoch: int) -> ImageCacheFile | None:
+        """The file remembered for ``key`` in ``epoch``, if still fresh."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[1] < time.monotonic():
+        if entry[2] != epoch or entry[1] < time.monotonic():
             self._entries.pop(key, None)
             return None
         return entry[0]
 
-    def put(self, key: tuple[t.Any, ...], file: ImageCacheFile) -> None:
-        """Remember ``file`` if its spec's output depends only on the key."""
-        if not is_static_spec(type(file.generator)):
+    def put(self, key: tuple[t.Any, ...], file: ImageCacheFile, epoch: int) -> None:
+        """Remember ``file`` for ``epoch`` if its spec's output depends only on the key.
+
+        Files whose backend keeps its states in a cache of its own are not
+        remembered: the epoch of the app's state cache does not follow them.
+        """
+        generator_class: type = type(file.generator)
+        if not is_static_spec(generator_class):
+            return
+        if getattr(file.cachefile_backend, "cache", None) is not None:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = (file, time.monotonic() + self.ttl)
+        self._entries[key] = (file, time.monotonic() + self.ttl, epoch)
 
     def clear(self) -> None:
-        """Forget everything (a file was generated or deleted)."""
+        """Forget everything."""
         self._entries.clear()

@@ -20,23 +20,23 @@ warning and kept on the field as ``field.imagekit_error``.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
 import typing as t
 
+from PIL import Image
 from werkzeug.datastructures import FileStorage
 from wtforms import FileField, ValidationError
 
-from .config import current_state, current_state_or_none
+from . import defaults
 from .exceptions import ImageKitError, MissingSource, SourceError
-from .imaging import DEFAULT_ALLOWED_FORMATS
-from .models import spec_signature
+from .formats import format_to_extension, sniff_format
+from .globals import current_state, current_state_or_none
 from .registry import default_registry
 from .specs import ImageSpec
+from .specs.fieldspecs import spec_class, spec_signature
 from .specs.hashing import canonical
-from .utils import format_to_extension
 
 __all__ = ["ProcessedImageField", "ProcessedUpload", "visitor_message"]
 
@@ -76,7 +76,7 @@ class ProcessedUpload(FileStorage):
     """
 
     imagekit_processed = True
-    #: What made it (see :func:`flask_imagekit.models.spec_signature`).
+    #: What made it (see :func:`flask_imagekit.specs.fieldspecs.spec_signature`).
     imagekit_spec: str | None = None
     #: The upload before processing.
     imagekit_original: FileStorage | None = None
@@ -110,13 +110,7 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
         self.spec_id = spec_id
         self.spec_class: type[ImageSpec] | None = None
         if not spec_id or processors is not None or format or options:
-            attrs = {
-                "processors": list(processors or ()),
-                "format": format,
-                "options": options,
-                "autoconvert": autoconvert,
-            }
-            self.spec_class = _spec_class(attrs)
+            self.spec_class = _spec_class(processors, format, options, autoconvert)
             if spec_id:
                 # As django-imagekit does: the field's spec becomes a registered one.
                 default_registry.register_generator(spec_id, self.spec_class, replace=True)
@@ -148,7 +142,7 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
                 exc,
             )
             raise ValidationError(visitor_message(exc)) from exc
-        fmt = spec.format or _format_of(content)
+        fmt = spec.format or sniff_format(content)
         stem = os.path.splitext(os.path.basename(upload.filename or "image"))[0] or "image"
         processed = ProcessedUpload(
             stream=content,
@@ -166,11 +160,23 @@ class ProcessedImageField(FileField):  # type: ignore[misc]
 _spec_classes: dict[str, type[ImageSpec]] = {}
 
 
-def _spec_class(attrs: dict[str, t.Any]) -> type[ImageSpec]:
-    key = canonical(attrs)
+def _spec_class(
+    processors: t.Any, format: str | None, options: t.Mapping[str, t.Any] | None, autoconvert: bool
+) -> type[ImageSpec]:
+    try:
+        listed = list(processors or ())
+    except TypeError:
+        listed = processors  # not a list: spec_class() says so
+    key = canonical([listed, format, options, autoconvert])
     cls = _spec_classes.get(key)
     if cls is None:
-        cls = _spec_classes[key] = type("ProcessedImageFieldSpec", (ImageSpec,), attrs)
+        cls = _spec_classes[key] = spec_class(
+            processors if processors is not None else [],
+            format,
+            options,
+            name="ProcessedImageFieldSpec",
+            autoconvert=autoconvert,
+        )
     return cls
 
 
@@ -193,21 +199,14 @@ def visitor_message(error: ImageKitError) -> str:
 
 def _accepted_formats() -> str:
     state = current_state_or_none()
-    formats = state.allowed_source_formats if state is not None else DEFAULT_ALLOWED_FORMATS
+    formats = (
+        state.allowed_source_formats if state is not None else defaults.ALLOWED_SOURCE_FORMATS
+    )
     names = list(dict.fromkeys(_FORMAT_NAMES.get(fmt, fmt) for fmt in formats))
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
     article = "an" if listed[:1] in "AEIOU" else "a"
     return f"{article} {listed}"
 
 
-def _format_of(content: io.BytesIO) -> str:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(content.getvalue())) as img:
-        return img.format or "JPEG"
-
-
 def _mimetype(fmt: str) -> str:
-    from PIL import Image
-
     return Image.MIME.get(fmt.upper(), "application/octet-stream")

@@ -1,6 +1,8 @@
-"""Generators flask_imagekit registers by default.
+"""Generators flask_imagekit provides.
 
-``imagekit:thumbnail`` is the generator the ``thumbnail`` template helper uses.
+:class:`Thumbnail` is registered as ``imagekit:thumbnail`` in
+:data:`flask_imagekit.registry.builtin_registry`; the ``thumbnail`` template
+helper uses it.
 """
 
 from __future__ import annotations
@@ -8,10 +10,9 @@ from __future__ import annotations
 import typing as t
 
 from .exceptions import ImproperlyConfigured, UnknownFormat
+from .formats import format_to_extension
 from .processors import Thumbnail as ThumbnailProcessor
-from .registry import builtin_registry
 from .specs import ImageSpec
-from .utils import format_to_extension
 
 __all__ = ["Thumbnail"]
 
@@ -54,6 +55,3 @@ def _check_format(format: object) -> str:
         )
         raise ImproperlyConfigured(msg) from None
     return format.upper()
-
-
-builtin_registry.register_generator("imagekit:thumbnail", Thumbnail)

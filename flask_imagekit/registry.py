@@ -11,7 +11,9 @@ from __future__ import annotations
 import threading
 import typing as t
 
-from .exceptions import AlreadyRegistered, NotRegistered
+from .exceptions import AlreadyRegistered, InvalidArgument, NotRegistered
+from .generatorlibrary import Thumbnail
+from .protocols import GeneratorFactory, SourceGroup
 
 __all__ = [
     "Register",
@@ -23,7 +25,14 @@ __all__ = [
     "unregister",
 ]
 
-G = t.TypeVar("G")
+G = t.TypeVar("G", bound=GeneratorFactory)
+
+
+class Snapshot(t.NamedTuple):
+    """The entries of one registry layer at one moment."""
+
+    generators: dict[str, GeneratorFactory]
+    source_groups: dict[str, list[SourceGroup]]
 
 
 class Registry:
@@ -31,11 +40,12 @@ class Registry:
 
     def __init__(self, parent: Registry | None = None) -> None:
         self.parent = parent
-        self._generators: dict[str, t.Any] = {}
-        self._source_groups: dict[str, list[t.Any]] = {}
+        self._generators: dict[str, GeneratorFactory] = {}
+        self._source_groups: dict[str, list[SourceGroup]] = {}
         self._lock = threading.RLock()
         #: Bumped on every change, so callers can cache what they derive from it.
         self.version = 0
+        self._group_index: tuple[int, dict[SourceGroup, list[str]] | None] | None = None
 
     @property
     def total_version(self) -> int:
@@ -45,7 +55,9 @@ class Registry:
 
     # Generators -------------------------------------------------------------
 
-    def register_generator(self, id: str, generator: t.Any, *, replace: bool = False) -> None:
+    def register_generator(
+        self, id: str, generator: GeneratorFactory, *, replace: bool = False
+    ) -> None:
         """Register ``generator`` (a class or factory) under ``id``.
 
         Registering the same object again is a no-op; another object under a
@@ -65,7 +77,7 @@ class Registry:
             self._generators[id] = generator
             self.version += 1
 
-    def unregister_generator(self, id: str, generator: t.Any = None) -> None:
+    def unregister_generator(self, id: str, generator: GeneratorFactory | None = None) -> None:
         """Remove the generator registered under ``id`` (in this layer)."""
         with self._lock:
             current = self._generators.get(id)
@@ -75,7 +87,7 @@ class Registry:
             del self._generators[id]
             self.version += 1
 
-    def generator_factory(self, id: str) -> t.Any:
+    def generator_factory(self, id: str) -> GeneratorFactory:
         """Return what is registered under ``id``, looking in the parent layer too."""
         factory = self._lookup(id)
         if factory is None:
@@ -83,15 +95,15 @@ class Registry:
             raise NotRegistered(msg)
         return factory
 
-    def _lookup(self, id: str) -> t.Any:
+    def _lookup(self, id: str) -> GeneratorFactory | None:
         factory = self._generators.get(id)
         if factory is None and self.parent is not None:
             return self.parent._lookup(id)
         return factory
 
-    def get_generator(self, id: str, **kwargs: t.Any) -> t.Any:
-        """Build the generator registered under ``id`` with ``kwargs``."""
-        return self.generator_factory(id)(**kwargs)
+    def get_generator(self, id: str, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Build the generator registered under ``id`` with ``args`` and ``kwargs``."""
+        return self.generator_factory(id)(*args, **kwargs)
 
     def has_generator(self, id: str) -> bool:
         """Tell whether ``id`` is registered in this layer or its parent."""
@@ -112,19 +124,19 @@ class Registry:
 
     # Source groups ------------------------------------------------------------
 
-    def register_source_group(self, id: str, source_group: t.Any) -> None:
+    def register_source_group(self, id: str, source_group: SourceGroup) -> None:
         """Use ``source_group``'s sources with the generator ``id``."""
         _check_id(id)
         if not callable(getattr(source_group, "files", None)):
             msg = f"{source_group!r} is not a source group: it needs a files() method."
-            raise TypeError(msg)
+            raise InvalidArgument(msg)
         with self._lock:
             groups = self._source_groups.setdefault(id, [])
             if not any(group is source_group for group in groups):
                 groups.append(source_group)
                 self.version += 1
 
-    def unregister_source_group(self, id: str, source_group: t.Any) -> None:
+    def unregister_source_group(self, id: str, source_group: SourceGroup) -> None:
         """Stop using ``source_group`` with the generator ``id``."""
         with self._lock:
             groups = self._source_groups.get(id, [])
@@ -135,14 +147,14 @@ class Registry:
             self._source_groups[id] = kept
             self.version += 1
 
-    def replace_source_groups(self, id: str, predicate: t.Callable[[t.Any], bool]) -> None:
+    def replace_source_groups(self, id: str, predicate: t.Callable[[SourceGroup], bool]) -> None:
         """Drop the source groups of ``id`` that match ``predicate`` (in this layer)."""
         with self._lock:
             groups = self._source_groups.get(id, [])
             self._source_groups[id] = [group for group in groups if not predicate(group)]
             self.version += 1
 
-    def source_groups(self, id: str) -> list[t.Any]:
+    def source_groups(self, id: str) -> list[SourceGroup]:
         """The source groups used with generator ``id``, this layer's first."""
         groups = list(self._source_groups.get(id, ()))
         if self.parent is not None:
@@ -156,19 +168,54 @@ class Registry:
             ids.update(self.parent.source_group_ids())
         return sorted(ids)
 
-    def generator_ids_for_source_group(self, source_group: t.Any) -> list[str]:
-        """The generator ids ``source_group`` is registered with."""
+    def snapshot(self) -> Snapshot:
+        """What this layer holds now, for :meth:`restore` (tests undo their registrations)."""
+        with self._lock:
+            groups = {id: list(groups) for id, groups in self._source_groups.items()}
+            return Snapshot(dict(self._generators), groups)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Put this layer back as it was when ``snapshot`` was taken."""
+        with self._lock:
+            self._generators = dict(snapshot.generators)
+            self._source_groups = {
+                id: list(groups) for id, groups in snapshot.source_groups.items()
+            }
+            self.version += 1
+
+    def generator_ids_for_source_group(self, source_group: SourceGroup) -> list[str]:
+        """The generator ids ``source_group`` is registered with (indexed, so it is cheap)."""
+        version = self.total_version
+        index = self._group_index
+        if index is None or index[0] != version:
+            index = self._group_index = (version, self._index_groups())
+        ids_by_group = index[1]
+        try:
+            if ids_by_group is not None:
+                return list(ids_by_group.get(source_group, ()))
+        except TypeError:  # an unhashable group
+            pass
         return [
             id
             for id in self.source_group_ids()
             if any(group == source_group for group in self.source_groups(id))
         ]
 
+    def _index_groups(self) -> dict[SourceGroup, list[str]] | None:
+        index: dict[SourceGroup, list[str]] = {}
+        try:
+            for id in self.source_group_ids():
+                for group in self.source_groups(id):
+                    index.setdefault(group, []).append(id)
+        except TypeError:  # an unhashable group: look them up one by one
+            return None
+        return index
+
 
 def _check_id(id: object) -> None:
     if not isinstance(id, str) or not id or any(not part for part in id.split(":")):
         msg = f"Invalid generator id {id!r}: use non-empty colon-separated segments."
-        raise ValueError(msg)
+        raise InvalidArgument(msg)
 
 
 class Register:
@@ -199,7 +246,7 @@ class Register:
         self._registry.register_generator(id, generator)
         return generator
 
-    def source_group(self, id: str, source_group: t.Any) -> None:
+    def source_group(self, id: str, source_group: SourceGroup) -> None:
         """Use the sources of ``source_group`` with the generator ``id``."""
         self._registry.register_source_group(id, source_group)
 
@@ -210,17 +257,18 @@ class Unregister:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
 
-    def generator(self, id: str, generator: t.Any = None) -> None:
+    def generator(self, id: str, generator: GeneratorFactory | None = None) -> None:
         """Unregister the generator under ``id``."""
         self._registry.unregister_generator(id, generator)
 
-    def source_group(self, id: str, source_group: t.Any) -> None:
+    def source_group(self, id: str, source_group: SourceGroup) -> None:
         """Stop using ``source_group`` with the generator ``id``."""
         self._registry.unregister_source_group(id, source_group)
 
 
 #: Generators flask_imagekit provides (``imagekit:thumbnail``); any layer above wins.
 builtin_registry = Registry()
+builtin_registry.register_generator("imagekit:thumbnail", Thumbnail)
 #: The process-wide registry every extension includes.
 default_registry = Registry(parent=builtin_registry)
 #: Register into the process-wide default registry.

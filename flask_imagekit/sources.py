@@ -14,6 +14,7 @@ import os
 import typing as t
 
 from .exceptions import MissingSource, SourceError, StorageError
+from .globals import current_state, current_state_or_none
 
 if t.TYPE_CHECKING:
     from .storage import Storage
@@ -65,18 +66,36 @@ class SourceFile:
         self._stream = file is not None
 
     @property
+    def is_stream(self) -> bool:
+        """Whether the source was given as an open file: its bytes, not a name, are the source."""
+        return self._stream
+
+    @property
+    def loaded_instance(self) -> t.Any:
+        """The row holding this source if it is loaded in this process (never loads it)."""
+        return self._instance
+
+    def row_reference(self) -> tuple[str, str, tuple[t.Any, ...]] | None:
+        """``(module, class qualname, primary key)`` of the row holding this source, if any.
+
+        Known without loading the row, also after pickling.
+        """
+        return self._instance_ref or _instance_ref(self._instance)
+
+    @property
     def is_stored(self) -> bool:
         """Whether the source is a file in a storage, found again by its name alone."""
         return bool(self.name) and not self._stream and self._path is None
 
-    def identity(self) -> str | tuple[str, ...] | None:
+    def identity(self, source_storage: Storage | None = None) -> str | tuple[str, ...] | None:
         """What tells this source apart from every other image, for cache file names.
 
         A stored file in the app's source storage is its name, as in django-imagekit,
         so names stay stable; a stored file in another storage adds a token of that
         storage; a source that is not stored (an open file, an upload) is a digest
         of its bytes, so two uploads called ``me.png`` never share a cache file. A
-        path on disk is its path.
+        path on disk is its path. ``source_storage`` is the app's source storage
+        (by default, the current app's).
         """
         if self._stream:
             return ("sha256", self.content_digest())
@@ -85,10 +104,10 @@ class SourceFile:
         storage = self.storage
         if storage is None:
             return self.name
-        from .config import current_state_or_none
-
-        state = current_state_or_none()
-        if state is not None and storage == state.source_storage:
+        if source_storage is None:
+            state = current_state_or_none()
+            source_storage = state.source_storage if state is not None else None
+        if source_storage is not None and storage == source_storage:
             return self.name
         return (self.name, "storage", storage_token(storage))
 
@@ -162,11 +181,12 @@ class SourceFile:
         return self._path or self.name
 
     @contextlib.contextmanager
-    def open(self) -> t.Iterator[t.IO[bytes]]:
+    def open(self, default_storage: Storage | None = None) -> t.Iterator[t.IO[bytes]]:
         """Give a binary file positioned at the start of the source's bytes.
 
         A file this source was given open stays open (and goes back to where it
-        was); anything opened here is closed again.
+        was); anything opened here is closed again. A name without a storage of
+        its own is opened in ``default_storage``, by default the app's source storage.
         """
         if self._stream:
             file = self._usable_stream()
@@ -189,7 +209,7 @@ class SourceFile:
         if not self.name:
             msg = "This source has no name and no file. Give the spec a source image."
             raise MissingSource(msg)
-        with self._open_storage(self.name) as fp:
+        with self._open_storage(self.name, default_storage) as fp:
             yield fp
 
     def _usable_stream(self) -> t.IO[bytes]:
@@ -223,8 +243,8 @@ class SourceFile:
             yield fp
 
     @contextlib.contextmanager
-    def _open_storage(self, name: str) -> t.Iterator[t.IO[bytes]]:
-        storage = self.storage or _default_source_storage()
+    def _open_storage(self, name: str, default_storage: Storage | None) -> t.Iterator[t.IO[bytes]]:
+        storage = self.storage or default_storage or _default_source_storage()
         try:
             fp = storage.open(name, "rb")
         except FileNotFoundError as exc:
@@ -303,8 +323,6 @@ def _tell(file: t.IO[t.Any]) -> int | None:
 
 
 def _default_source_storage() -> Storage:
-    from .config import current_state
-
     return current_state().source_storage
 
 
@@ -314,7 +332,7 @@ def as_source(value: t.Any, *, storage: Storage | None = None) -> SourceFile | N
         return value
     if isinstance(value, str):
         # A stored upload (models.StoredImage) knows the storage it lives in.
-        storage = storage or getattr(value, "_storage", None)
+        storage = storage or getattr(value, "column_storage", None)
         return SourceFile(value, storage=storage) if value else None
     if isinstance(value, os.PathLike):
         path = os.fspath(value)

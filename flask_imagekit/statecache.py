@@ -7,6 +7,7 @@ provides and adds two things backends need:
   is ``SETNX`` then ``EXPIRE``, which leaves an eternal lock if the process
   dies in between) and a compare-and-delete release, so a process only ever
   releases its own lock;
+* a write that sets a state and releases a lock in one step (:meth:`StateCache.complete`);
 * a local in-process tier in front of a remote cache (Redis, Memcached, …):
   EXISTS states are kept locally for ``local_timeout`` seconds, so a page with
   many images does not pay one network round trip each. Other states and locks
@@ -18,6 +19,8 @@ from __future__ import annotations
 import threading
 import time
 import typing as t
+
+from .locks import Heartbeat, KeyedLocks
 
 if t.TYPE_CHECKING:
     from cachelib import BaseCache
@@ -36,6 +39,19 @@ return 0
 _REFRESH_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('expire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# Sets the state, then releases the lock if it still holds this process's token.
+_COMPLETE_SCRIPT = """
+if tonumber(ARGV[3]) > 0 then
+    redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+else
+    redis.call('set', KEYS[2], ARGV[2])
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
 end
 return 0
 """
@@ -119,6 +135,12 @@ class StateCache:
         self.unreachable = Outage()
         #: The cache refused a write: warned about once per window.
         self.refusing = Outage()
+        #: Bumped by every state written here, so what was derived from states can tell.
+        self.epoch = 0
+        #: Locks between the threads of this process, by key.
+        self.local_locks = KeyedLocks()
+        #: Keeps the shared locks of this process's running generations alive.
+        self.heartbeat = Heartbeat(self)
 
     def __repr__(self) -> str:
         return f"StateCache({self.cache!r}, local_timeout={self.local_timeout})"
@@ -140,7 +162,11 @@ class StateCache:
 
     def set(self, key: str, value: t.Any, timeout: int = 0) -> t.Any:
         """Store ``value`` under ``key`` for ``timeout`` seconds (0: no expiry)."""
+        return self._store(key, value, timeout)
+
+    def _store(self, key: str, value: t.Any, timeout: int) -> t.Any:
         result = self.cache.set(key, value, timeout=timeout)
+        self.epoch += 1
         if self.local_timeout:
             self._remember(key, value)
         return result
@@ -148,7 +174,31 @@ class StateCache:
     def delete(self, key: str) -> t.Any:
         """Remove ``key``."""
         self._local.pop(key, None)
+        self.epoch += 1
         return self.cache.delete(key)
+
+    def complete(self, key: str, value: t.Any, timeout: int, lock_key: str, token: str) -> None:
+        """Store ``value`` under ``key``, then release ``lock_key`` if ``token`` holds it.
+
+        One round trip on Redis: a reader never finds the lock gone and the state not yet set.
+        """
+        if self._redis:
+            cache: t.Any = self.cache
+            name = f"{cache._get_prefix()}{key}"
+            self._run_script(
+                _COMPLETE_SCRIPT,
+                lock_key,
+                token,
+                cache.serializer.dumps(value),
+                timeout,
+                keys=[name],
+            )
+            self.epoch += 1
+            if self.local_timeout:
+                self._remember(key, value)
+            return
+        self._store(key, value, timeout)
+        self._release(lock_key, token)
 
     def _remember(self, key: str, value: t.Any) -> None:
         # Only EXISTS is kept: a missing file may appear any moment (a worker).
@@ -177,6 +227,9 @@ class StateCache:
 
     def release(self, key: str, token: str) -> None:
         """Release the lock ``key`` if ``token`` still holds it."""
+        self._release(key, token)
+
+    def _release(self, key: str, token: str) -> None:
         if self._redis:
             self._run_script(_RELEASE_SCRIPT, key, token)
             return
@@ -193,11 +246,13 @@ class StateCache:
                 return False
             return bool(self.cache.set(key, token, timeout=timeout))
 
-    def _run_script(self, source: str, key: str, token: str, *args: t.Any) -> t.Any:
-        """Run a Lua script on ``key`` (prefixed as cachelib does) and ``token``."""
+    def _run_script(
+        self, source: str, key: str, token: str, *args: t.Any, keys: t.Sequence[str] = ()
+    ) -> t.Any:
+        """Run a Lua script on ``key`` (prefixed as cachelib does), ``token`` and ``args``."""
         cache: t.Any = self.cache
         script = self._scripts.get(source)
         if script is None:
             script = self._scripts[source] = cache._write_client.register_script(source)
         name = f"{cache._get_prefix()}{key}"
-        return script(keys=[name], args=[cache.serializer.dumps(token), *args])
+        return script(keys=[name, *keys], args=[cache.serializer.dumps(token), *args])

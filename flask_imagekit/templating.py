@@ -12,20 +12,18 @@ import re
 import typing as t
 
 from .cachefiles import ImageCacheFile
-from .config import current_state
 from .exceptions import ImproperlyConfigured
+from .globals import current_state
 
 if t.TYPE_CHECKING:
     from flask import Flask
+
+    from .state import AppState
 
 __all__ = ["generateimage", "init_templating", "parse_dimensions", "thumbnail"]
 
 THUMBNAIL_GENERATOR_ID = "imagekit:thumbnail"
 _DIMENSIONS = re.compile(r"^(\d*)x(\d*)$")
-
-
-def _registry() -> t.Any:
-    return current_state().registry
 
 
 def generateimage(
@@ -39,6 +37,7 @@ def file_for(
     generator_id: str,
     generator_kwargs: t.Mapping[str, t.Any],
     attrs: t.Mapping[str, t.Any] | None = None,
+    state: AppState | None = None,
 ) -> ImageCacheFile:
     """The cache file of ``generator_id`` built with ``generator_kwargs``.
 
@@ -46,20 +45,16 @@ def file_for(
     for a while (see :class:`~flask_imagekit.filememo.FileMemo`), so rendering the
     same image again costs a dictionary lookup and the strategy's check.
     """
-    state = current_state()
+    state = state or current_state()
     memo = state.file_memo
     key = memo.key(state.registry, generator_id, generator_kwargs, attrs)
-    if key is not None:
-        file = memo.get(key)
-        if file is not None:
-            return file
-    generator = state.registry.get_generator(generator_id, **generator_kwargs)
-    extra = {name: value for name, value in generator_kwargs.items() if name != "source"}
-    file = ImageCacheFile(
-        generator, html_attrs=attrs, generator_id=generator_id, generator_kwargs=extra
-    )
-    if key is not None:
-        memo.put(key, file)
+    if key is None:
+        return state.cachefile(generator_id, html_attrs=attrs, **generator_kwargs)
+    epoch = state.states.epoch
+    file = memo.get(key, epoch)
+    if file is None:
+        file = state.cachefile(generator_id, html_attrs=attrs, **generator_kwargs)
+        memo.put(key, file, epoch)
     return file
 
 
@@ -100,7 +95,8 @@ def thumbnail(
     if not isinstance(dimensions, str):
         msg = f"Invalid thumbnail dimensions {dimensions!r}: give a string such as '100x50'."
         raise ImproperlyConfigured(msg)
-    allowed = current_state().thumbnail_sizes
+    state = current_state()
+    allowed = state.thumbnail_sizes
     if allowed is not None and dimensions.strip() not in allowed:
         msg = (
             f"thumbnail({dimensions!r}) is not in IMAGEKIT_THUMBNAIL_SIZES "
@@ -116,7 +112,7 @@ def thumbnail(
         kwargs["crop"] = crop
     if upscale is not None:
         kwargs["upscale"] = upscale
-    return file_for(generator_id or THUMBNAIL_GENERATOR_ID, kwargs, attrs)
+    return file_for(generator_id or THUMBNAIL_GENERATOR_ID, kwargs, attrs, state)
 
 
 def init_templating(app: Flask) -> None:

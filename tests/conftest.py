@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import os
 import socket
+import threading
+import time
 import typing as t
 import uuid
 from pathlib import Path
 
 import pytest
+from cachelib import BaseCache
 from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 from PIL import Image, ImageChops, ImageDraw, ImageStat
+from sqlalchemy.orm import DeclarativeBase
 
 from flask_imagekit import ImageKit
 from flask_imagekit.registry import default_registry
@@ -56,13 +62,9 @@ def redis_url() -> t.Iterator[str]:
 @pytest.fixture(autouse=True)
 def _clean_default_registry() -> t.Iterator[None]:
     """Tests may register into the process-wide registry; undo it afterwards."""
-    generators = dict(default_registry._generators)
-    groups = {k: list(v) for k, v in default_registry._source_groups.items()}
+    snapshot = default_registry.snapshot()
     yield
-    default_registry._generators.clear()
-    default_registry._generators.update(generators)
-    default_registry._source_groups.clear()
-    default_registry._source_groups.update(groups)
+    default_registry.restore(snapshot)
 
 
 @pytest.fixture
@@ -181,3 +183,105 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[Datab
     finally:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         conn.close()
+
+
+# Caches with a clock of their own, call counting, an app with a database -------------------
+
+
+class PreciseCache(BaseCache):
+    """A cachelib cache that honours sub-second (float) timeouts; 0 means forever.
+
+    ``clock`` is injectable so TTLs can be tested without sleeping.
+    """
+
+    def __init__(self, clock: t.Callable[[], float] = time.monotonic) -> None:
+        super().__init__(default_timeout=0)
+        self.clock = clock
+        self._data: dict[str, tuple[float | None, t.Any]] = {}
+        self._lock = threading.Lock()
+
+    def _expiry(self, timeout: float | None) -> float | None:
+        timeout = self.default_timeout if timeout is None else timeout
+        return None if not timeout else self.clock() + timeout
+
+    def _live(self, key: str) -> tuple[float | None, t.Any] | None:
+        item = self._data.get(key)
+        if item is not None and item[0] is not None and item[0] <= self.clock():
+            del self._data[key]
+            return None
+        return item
+
+    def get(self, key: str) -> t.Any:
+        with self._lock:
+            item = self._live(key)
+            return None if item is None else item[1]
+
+    def has(self, key: str) -> bool:
+        with self._lock:
+            return self._live(key) is not None
+
+    def set(self, key: str, value: t.Any, timeout: t.Any = None) -> bool:
+        with self._lock:
+            self._data[key] = (self._expiry(timeout), value)
+            return True
+
+    def add(self, key: str, value: t.Any, timeout: t.Any = None) -> bool:
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._data[key] = (self._expiry(timeout), value)
+            return True
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._data.pop(key, None) is not None
+
+    def clear(self) -> bool:
+        with self._lock:
+            self._data.clear()
+            return True
+
+
+class FakeClock:
+    """A clock that only moves when told to (for :class:`PreciseCache`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def count_calls(
+    monkeypatch: pytest.MonkeyPatch, obj: t.Any, *methods: str
+) -> collections.Counter[str]:
+    """Count calls of ``methods`` on the instance ``obj`` (they still do their work)."""
+    calls: collections.Counter[str] = collections.Counter()
+    for method in methods:
+        original = getattr(obj, method)
+
+        def counted(*args: t.Any, _m: str = method, _o: t.Any = original, **kw: t.Any) -> t.Any:
+            calls[_m] += 1
+            return _o(*args, **kw)
+
+        monkeypatch.setattr(obj, method, counted)
+    return calls
+
+
+@pytest.fixture
+def db_app(app: Flask, tmp_path: Path) -> t.Iterator[tuple[Flask, SQLAlchemy]]:
+    """``app`` with Flask-SQLAlchemy on a SQLite file; ImageKit is left to the test."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    db.init_app(app)
+    yield app, db
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()

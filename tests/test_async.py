@@ -267,6 +267,9 @@ def test_killed_worker_leaves_a_lock_that_expires(
     try:
         # The job is running once the queue is empty and the worker holds it.
         wait_for(lambda: client.llen(f"rq:queue:{env['IK_QUEUE']}") == 0)
+        with app.app_context():
+            # The work horse took the job up (it loads the app first: slow on a busy machine).
+            wait_for(lambda: not backend.is_queued(file))
         time.sleep(0.5)
         horses = children_of(worker.pid)
         assert horses, "the job should be running in a work horse"

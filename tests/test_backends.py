@@ -1,8 +1,7 @@
-"""Tests for flask_imagekit.cachefiles.backends: the Simple backend and its state machine."""
+"""Tests for flask_imagekit.cachefiles.backends: the Simple backend, its states, async jobs."""
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
@@ -11,94 +10,34 @@ import sys
 import threading
 import time
 import typing as t
+import uuid
 from pathlib import Path
 
 import pytest
-from cachelib import BaseCache, NullCache, SimpleCache
+from cachelib import BaseCache, SimpleCache
 from flask import Flask
-from flask_caching import Cache
+from flask_sqlalchemy import SQLAlchemy
 from PIL import Image
+from sqlalchemy import String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_imagekit import ImageKit, ImageSpec
-from flask_imagekit.cachefiles import ImageCacheFile
-from flask_imagekit.cachefiles.backends import CacheFileState, Simple
-from flask_imagekit.exceptions import GenerationError, ImproperlyConfigured, StorageError
-from flask_imagekit.extension import current_state
+from flask_imagekit.cachefiles import ImageCacheFile, LazyGeneratedImageFile
+from flask_imagekit.cachefiles.backends import AsyncBackend, CacheFileState, Simple
+from flask_imagekit.exceptions import GenerationError, StorageError
+from flask_imagekit.globals import current_state
+from flask_imagekit.jobs import job_payload, run_job
+from flask_imagekit.models import ImageSpecField
 from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.storage import FileSystemStorage
 
-from .conftest import photo, save_source
+from .conftest import FakeClock, PreciseCache, count_calls, photo, save_source
 
 SOURCE = "photos/bulldog.jpg"
 LOGGER = "flask_imagekit.cachefiles.backends"
 
 
 # Helpers ----------------------------------------------------------------------------
-
-
-class PreciseCache(BaseCache):
-    """A cachelib cache that honours sub-second (float) timeouts; 0 means forever.
-
-    ``clock`` is injectable so TTLs can be tested without sleeping.
-    """
-
-    def __init__(self, clock: t.Callable[[], float] = time.monotonic) -> None:
-        super().__init__(default_timeout=0)
-        self.clock = clock
-        self._data: dict[str, tuple[float | None, t.Any]] = {}
-        self._lock = threading.Lock()
-
-    def _expiry(self, timeout: float | None) -> float | None:
-        timeout = self.default_timeout if timeout is None else timeout
-        return None if not timeout else self.clock() + timeout
-
-    def _live(self, key: str) -> tuple[float | None, t.Any] | None:
-        item = self._data.get(key)
-        if item is not None and item[0] is not None and item[0] <= self.clock():
-            del self._data[key]
-            return None
-        return item
-
-    def get(self, key: str) -> t.Any:
-        with self._lock:
-            item = self._live(key)
-            return None if item is None else item[1]
-
-    def has(self, key: str) -> bool:
-        with self._lock:
-            return self._live(key) is not None
-
-    def set(self, key: str, value: t.Any, timeout: t.Any = None) -> bool:
-        with self._lock:
-            self._data[key] = (self._expiry(timeout), value)
-            return True
-
-    def add(self, key: str, value: t.Any, timeout: t.Any = None) -> bool:
-        with self._lock:
-            if self._live(key) is not None:
-                return False
-            self._data[key] = (self._expiry(timeout), value)
-            return True
-
-    def delete(self, key: str) -> bool:
-        with self._lock:
-            return self._data.pop(key, None) is not None
-
-    def clear(self) -> bool:
-        with self._lock:
-            self._data.clear()
-            return True
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Thumb(ImageSpec):
@@ -184,20 +123,6 @@ def int_backend() -> Simple:
     return Simple(missing_timeout=1, lock_timeout=30)
 
 
-def spy(monkeypatch: pytest.MonkeyPatch, obj: t.Any, *methods: str) -> collections.Counter[str]:
-    """Count calls of ``methods`` on the instance ``obj``."""
-    calls: collections.Counter[str] = collections.Counter()
-    for method in methods:
-        original = getattr(obj, method)
-
-        def counted(*args: t.Any, _m: str = method, _o: t.Any = original, **kw: t.Any) -> t.Any:
-            calls[_m] += 1
-            return _o(*args, **kw)
-
-        monkeypatch.setattr(obj, method, counted)
-    return calls
-
-
 def noop(file: ImageCacheFile) -> None:
     """A strategy callback that does nothing."""
 
@@ -269,7 +194,7 @@ def test_state_is_exists_with_size_after_generation(
     assert state_cache().get(backend.get_lock_key(file)) is None
 
     storage = current_state().storage
-    calls = spy(monkeypatch, storage, "open", "exists", "save", "size")
+    calls = count_calls(monkeypatch, storage, "open", "exists", "save", "size")
     fresh = ImageCacheFile(Thumb(source=source))
     assert (fresh.width, fresh.height) == (100, 50)
     assert bool(fresh) is True
@@ -283,7 +208,7 @@ def test_size_is_read_once_then_remembered(
     file = ImageCacheFile(Thumb(source=source))
     file.generate()
     file.cachefile_backend.forget(file)  # e.g. the state cache was flushed
-    calls = spy(monkeypatch, current_state().storage, "open", "exists", "save")
+    calls = count_calls(monkeypatch, current_state().storage, "open", "exists", "save")
     first = ImageCacheFile(Thumb(source=source))
     assert first.width == 100
     assert calls["save"] == 0  # found on disk, not regenerated
@@ -306,7 +231,7 @@ def test_missing_state_is_cached_for_missing_timeout(
     )
     ImageKit(app)
     with app.app_context():
-        calls = spy(monkeypatch, current_state().storage, "exists")
+        calls = count_calls(monkeypatch, current_state().storage, "exists")
         file = ImageCacheFile(Thumb(source=source))
         backend = file.cachefile_backend
         assert bool(file) is False
@@ -354,7 +279,7 @@ def test_state_timeout_setting_expires_exists(
     ImageKit(app)
     with app.app_context():
         ImageCacheFile(Thumb(source=source)).generate()
-        calls = spy(monkeypatch, current_state().storage, "exists")
+        calls = count_calls(monkeypatch, current_state().storage, "exists")
         file = ImageCacheFile(Thumb(source=source))
         clock.advance(9)
         assert bool(file) is True
@@ -372,7 +297,7 @@ def test_exists_is_kept_forever_by_default(
     ImageKit(app)
     with app.app_context():
         ImageCacheFile(Thumb(source=source)).generate()
-        calls = spy(monkeypatch, current_state().storage, "exists")
+        calls = count_calls(monkeypatch, current_state().storage, "exists")
         clock.advance(10 * 365 * 24 * 3600)
         assert bool(ImageCacheFile(Thumb(source=source))) is True
         assert calls == {}
@@ -397,125 +322,6 @@ def test_keys_use_the_prefix_and_stay_short(media_root: Path) -> None:
         ]
         assert len(set(long_keys)) == 3
         assert all(len(k) <= 250 and k.startswith("myapp-ik:") for k in long_keys)
-
-
-# Which cache holds the states --------------------------------------------------------
-
-
-def _cache_variants(app: Flask, kind: str) -> tuple[t.Callable[[], t.Any], dict[str, t.Any]]:
-    """Configure ``app`` for ``kind``; return (getter of the expected cache, init kwargs)."""
-    if kind == "cachelib-object":
-        cache = SimpleCache()
-        app.config["IMAGEKIT_CACHE_BACKEND"] = cache
-        return (lambda: cache), {}
-    if kind == "dotted-path":
-        app.config["IMAGEKIT_CACHE_BACKEND"] = "cachelib.SimpleCache"
-        return (lambda: None), {}
-    if kind == "config-dict":
-        app.config["IMAGEKIT_CACHE_BACKEND"] = {
-            "CACHE_TYPE": "SimpleCache",
-            "CACHE_DEFAULT_TIMEOUT": 0,
-        }
-        return (lambda: None), {}
-    flask_cache = Cache(config={"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 0})
-    if kind == "flask-caching-before":
-        flask_cache.init_app(app)
-        app.config["IMAGEKIT_CACHE_BACKEND"] = flask_cache
-        return (lambda: flask_cache.cache), {}
-    if kind == "flask-caching-after":
-        app.config["IMAGEKIT_CACHE_BACKEND"] = flask_cache
-        return (lambda: flask_cache.cache), {"after": flask_cache}
-    assert kind == "init-app-cache"
-    flask_cache.init_app(app)
-    return (lambda: flask_cache.cache), {"cache": flask_cache}
-
-
-CACHE_KINDS = [
-    "cachelib-object",
-    "dotted-path",
-    "config-dict",
-    "flask-caching-before",
-    "flask-caching-after",
-    "init-app-cache",
-]
-
-
-# Debug mode only matters for IMAGEKIT_CACHE_BACKEND; whether a cache passed to
-# init_app() counts as "explicit" in debug mode is left open by DESIGN.md §3.
-@pytest.mark.parametrize(
-    ("kind", "debug"),
-    [(kind, False) for kind in CACHE_KINDS]
-    + [(kind, True) for kind in CACHE_KINDS if kind != "init-app-cache"],
-)
-def test_cache_backend_setting_forms(
-    media_root: Path, source: str, monkeypatch: pytest.MonkeyPatch, kind: str, debug: bool
-) -> None:
-    app = make_app(media_root, debug=debug, IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=int_backend())
-    expected, kwargs = _cache_variants(app, kind)
-    after = kwargs.pop("after", None)
-    ImageKit(app, **kwargs)
-    if after is not None:
-        after.init_app(app)
-    with app.app_context():
-        cache = state_cache()
-        assert not isinstance(cache, NullCache)  # explicit caches win over debug mode
-        if expected() is not None:
-            assert cache is expected()
-        file = ImageCacheFile(Thumb(source=source))
-        file.generate()
-        assert cache.get(file.cachefile_backend.get_key(file)) is not None
-        calls = spy(monkeypatch, current_state().storage, "exists", "open")
-        fresh = ImageCacheFile(Thumb(source=source))
-        assert bool(fresh) is True
-        assert fresh.width == 100
-        assert calls == {}
-
-
-def test_state_cache_default_is_a_simple_cache(ctx: Flask) -> None:
-    assert isinstance(state_cache(), SimpleCache)
-
-
-def test_debug_mode_uses_a_null_cache_and_always_asks_the_storage(
-    media_root: Path, source: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = make_app(media_root, debug=True)
-    ImageKit(app)
-    with app.app_context():
-        assert isinstance(state_cache(), NullCache)
-        file = ImageCacheFile(Thumb(source=source))
-        assert file.url.endswith(file.name)
-        calls = spy(monkeypatch, current_state().storage, "exists")
-        counts = []
-        for _ in range(3):
-            assert bool(ImageCacheFile(Thumb(source=source))) is True
-            counts.append(calls["exists"])
-        assert counts[0] >= 1
-        assert counts[1] > counts[0]
-        assert counts[2] > counts[1]
-        # A file deleted behind its back is noticed at once (and regenerated).
-        os.remove(media_root / file.name)
-        assert bool(ImageCacheFile(Thumb(source=source))) is True
-        assert (media_root / file.name).is_file()
-
-
-def test_cache_not_initialised_on_the_app_is_reported(media_root: Path, source: str) -> None:
-    flask_cache = Cache(config={"CACHE_TYPE": "SimpleCache"})
-    app = make_app(media_root, IMAGEKIT_CACHE_BACKEND=flask_cache)
-
-    def start_and_serve() -> None:
-        ImageKit(app)
-        with app.app_context():
-            _ = ImageCacheFile(Thumb(source=source)).url
-
-    # Reported at init_app (best) or at the first use, never as a bare KeyError.
-    with pytest.raises(ImproperlyConfigured, match="init_app"):
-        start_and_serve()
-
-
-def test_cache_config_dict_with_unknown_type_fails_clearly(media_root: Path) -> None:
-    app = make_app(media_root, IMAGEKIT_CACHE_BACKEND={"CACHE_TYPE": "NoSuchCache"})
-    with pytest.raises(ImproperlyConfigured, match="IMAGEKIT_CACHE_BACKEND"):
-        ImageKit(app)
 
 
 # One generation at a time ------------------------------------------------------------
@@ -947,7 +753,7 @@ def test_stale_exists_state_and_force(
     path.unlink()  # deleted behind the backend's back
     backend = file.cachefile_backend
     assert backend.get_state(file) is CacheFileState.EXISTS
-    calls = spy(monkeypatch, current_state().storage, "exists", "save")
+    calls = count_calls(monkeypatch, current_state().storage, "exists", "save")
     file.generate()  # trusts the state: no storage call, nothing written
     assert calls == {}
     assert not path.exists()
@@ -1011,3 +817,64 @@ def test_unreachable_state_cache_still_generates_once_per_process(
     results = run_threads([app], 8, lambda: ImageCacheFile(CountingThumb(source=source)))
     assert len(CountingThumb.generations) == 1
     assert all(ok and on_disk for _, ok, on_disk in results)
+
+
+# Async backends: what travels to a worker ------------------------------------------------
+
+
+class Recorder(AsyncBackend):
+    """An async backend that keeps the jobs it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[dict[str, t.Any]] = []
+
+    def schedule(self, payload: dict[str, t.Any]) -> None:
+        self.sent.append(payload)
+
+
+def test_rows_with_uuid_keys_travel_to_workers(
+    db_app: tuple[Flask, SQLAlchemy], media_root: Path
+) -> None:
+    app, db = db_app
+    backend = Recorder()
+    app.config.update(SECRET_KEY="test", IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=backend)
+
+    class Item(db.Model):  # type: ignore[name-defined,misc]
+        id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+        picture: Mapped[str | None] = mapped_column(String(255))
+        thumb = ImageSpecField(source="picture", processors=[ResizeToFill(8, 8)], format="JPEG")
+
+    ImageKit(app, db=db)
+    save_source(media_root, "a.jpg")
+    with app.app_context():
+        db.create_all()
+        item = Item(picture="a.jpg")
+        db.session.add(item)
+        db.session.commit()
+        assert item.thumb.url  # JustInTime enqueues: the payload must be JSON
+        payload = json.loads(json.dumps(backend.sent[-1]))
+        key = {"uuid": str(item.id)}
+        assert payload["source"]["model"] == {"entity": "Item", "identity": [key]}
+        db.session.remove()
+        assert run_job(payload) == "generated"
+
+
+def test_job_for_a_vanished_source_is_not_enqueued_again_at_once(
+    app: Flask, media_root: Path
+) -> None:
+    backend = Recorder()
+    app.config.update(SECRET_KEY="test", IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=backend)
+    imagekit = ImageKit(app)
+    imagekit.register.generator("review:thumb", Thumb40)
+    with app.app_context():
+        file = LazyGeneratedImageFile("review:thumb", source="gone.jpg")
+        assert not file
+        assert len(backend.sent) == 1
+        assert run_job(backend.sent[0]) == "missing"
+        for _ in range(5):
+            assert not LazyGeneratedImageFile("review:thumb", source="gone.jpg")
+        assert len(backend.sent) == 1  # remembered as missing: no job per page view
+        state = backend.get_state(file, check_if_unknown=False)
+        assert state is CacheFileState.DOES_NOT_EXIST
+        assert job_payload(file)["source"]["name"] == "gone.jpg"

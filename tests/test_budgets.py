@@ -346,7 +346,7 @@ def _resize_each_band(
 
 @pytest.fixture
 def two_bands() -> t.Iterator[None]:
-    from flask_imagekit import imaging
+    from flask_imagekit.imaging import resampling as imaging
 
     threads = imaging._resize_threads
     imaging.set_resize_threads(2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import multiprocessing
 import os
 import re
 import subprocess
@@ -18,8 +19,9 @@ from flask import Flask
 from PIL import Image
 
 import flask_imagekit.specs
-from flask_imagekit import ImageKit, ImageSpec, register
+from flask_imagekit import ImageKit, ImageSpec, generation, register
 from flask_imagekit.cli import compile_pattern
+from flask_imagekit.exceptions import GenerationError, ImproperlyConfigured
 from flask_imagekit.processors import ResizeToFill, ResizeToFit
 
 from .cliapp import AvatarThumbnail, JpegsInADirectory
@@ -648,13 +650,15 @@ def test_jpegs_in_a_directory_corrupt_picture(
 # A real `flask` process ----------------------------------------------------------------------
 
 
-def run_flask(media_root: Path, pics: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
+def run_flask(
+    media_root: Path, pics: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("FLASK_", "CLIAPP_")) and key != "PYTHONWARNINGS"
+        if not key.startswith(("FLASK_", "CLIAPP_", "IMAGEKIT_")) and key != "PYTHONWARNINGS"
     }
-    env.update(CLIAPP_MEDIA_ROOT=str(media_root), CLIAPP_PICS_DIR=str(pics))
+    environ.update(CLIAPP_MEDIA_ROOT=str(media_root), CLIAPP_PICS_DIR=str(pics), **(env or {}))
     return subprocess.run(
         [
             sys.executable,
@@ -668,7 +672,7 @@ def run_flask(media_root: Path, pics: Path, *args: str) -> subprocess.CompletedP
             *args,
         ],
         cwd=REPO_ROOT,
-        env=env,
+        env=environ,
         capture_output=True,
         text=True,
         timeout=60,
@@ -710,3 +714,88 @@ def test_flask_subprocess(tmp_path: Path) -> None:
         listed.stdout,
         re.M,
     ), listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--start-method", "spawn"), {}),
+        ((), {"IMAGEKIT_START_METHOD": "spawn"}),
+    ],
+)
+def test_flask_subprocess_jobs_with_spawn(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    """Spawned worker processes build the app again from --app: nothing comes through fork."""
+    media_root = tmp_path / "media"
+    pics = tmp_path / "pics"
+    names = make_pics(pics, 5)
+
+    done = run_flask(media_root, pics, "generate", "--jobs", "2", *args, env=env)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "Generated 5 files, 0 already there, 0 failed." in done.stdout
+    assert done.stderr == ""
+    files = cache_files(media_root)
+    assert {name.split("/")[2] for name in files} == {n.removesuffix(".jpg") for n in names}
+    for name in files:
+        with Image.open(media_root / name) as img:
+            assert (img.size, img.format) == ((100, 50), "JPEG")
+
+    (pics / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    done = run_flask(media_root, pics, "generate", "-j", "2", "--force", *args, env=env)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Generated 5 files, 0 already there, 1 failed." in done.stdout
+    assert "FAILED corrupt.jpg (myapp:profile:avatar_thumbnail): " in done.stderr
+    assert "Traceback" not in done.stderr
+    assert cache_files(media_root) == files
+
+
+def test_spawn_needs_an_app_named_by_import_path(
+    app: Flask, imagekit: ImageKit, media_root: Path
+) -> None:
+    name = save_source(media_root, "a.jpg", SMALL)
+    imagekit.register.generator("myapp:small", Small)
+    imagekit.register.source_group("myapp:small", Group([name]))
+    # The test runner's app comes from a lambda, which no spawned process can import.
+    result = invoke(app, "generate", "--jobs", "2", "--start-method", "spawn")
+    assert result.exit_code == 1, result.output
+    assert "--app" in result.stderr
+    assert "IMAGEKIT_START_METHOD=fork" in result.stderr
+    assert "Traceback" not in result.output
+    assert cache_files(media_root) == []
+
+
+def test_unknown_start_method_is_a_usage_error(
+    app: Flask, imagekit: ImageKit, media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = save_source(media_root, "a.jpg", SMALL)
+    imagekit.register.generator("myapp:small", Small)
+    imagekit.register.source_group("myapp:small", Group([name]))
+    monkeypatch.setenv("IMAGEKIT_START_METHOD", "teleport")
+    result = invoke(app, "generate", "--jobs", "2")
+    assert result.exit_code == 2
+    assert "--start-method" in result.output
+    assert "teleport" in result.output
+
+
+def test_default_start_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IMAGEKIT_START_METHOD", raising=False)
+    expected = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    assert generation.default_start_method() == expected
+    monkeypatch.setenv("IMAGEKIT_START_METHOD", "spawn")
+    assert generation.default_start_method() == "spawn"
+    monkeypatch.setenv("IMAGEKIT_START_METHOD", "teleport")
+    with pytest.raises(ImproperlyConfigured, match="IMAGEKIT_START_METHOD='teleport'"):
+        generation.default_start_method()
+
+
+def test_workers_that_cannot_load_the_app_stop_the_run(
+    app: Flask, imagekit: ImageKit, media_root: Path
+) -> None:
+    names = [save_source(media_root, f"s/{i}.jpg", SMALL) for i in range(3)]
+    imagekit.register.generator("myapp:small", Small)
+    imagekit.register.source_group("myapp:small", Group(names))
+    loader = generation.AppLoader("tests.cliapp:no_such_factory", cwd=str(REPO_ROOT))
+    with app.app_context(), pytest.raises(GenerationError, match="worker process of --jobs"):
+        generation.run(["myapp:small"], jobs=2, start_method="spawn", app_loader=loader)
+    assert cache_files(media_root) == []

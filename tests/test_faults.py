@@ -24,8 +24,8 @@ from flask import Flask
 from flask_imagekit import ImageKit, ImageSpec
 from flask_imagekit.cachefiles import ImageCacheFile
 from flask_imagekit.cachefiles.backends import CacheFileState, Simple
-from flask_imagekit.config import current_state
 from flask_imagekit.exceptions import StorageError
+from flask_imagekit.globals import current_state
 from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.storage import FileSystemStorage
 

@@ -15,6 +15,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from flask_imagekit import ImageKit, ImageSpec
+from flask_imagekit.exceptions import ImproperlyConfigured, UnknownFormat
+from flask_imagekit.formats import sniff_format
 from flask_imagekit.forms import ProcessedImageField, ProcessedUpload
 from flask_imagekit.models import ProcessedImageField as ProcessedImageColumn
 from flask_imagekit.processors import ResizeToFill
@@ -173,3 +175,29 @@ def test_spec_id_with_processors_registers_the_spec(form_app: Flask) -> None:
         spec = registry.get_generator("tests:form-defined", source=None)
         assert spec.format == "PNG"
         assert spec.processors == [ResizeToFit(30, 30)]
+
+
+def test_processors_that_are_not_a_list_are_refused(form_app: Flask) -> None:
+    Form = make_form(processors=ResizeToFill(50, 50), format="JPEG")  # no brackets
+    with form_app.test_request_context(method="POST"):
+        with pytest.raises(ImproperlyConfigured, match="processors must be a list"):
+            Form(formdata=upload(encode(photo(), "PNG"), "me.png"))
+
+
+def test_one_spec_class_per_settings(form_app: Flask) -> None:
+    Form = make_form(processors=[ResizeToFill(20, 20)], format="PNG")
+    with form_app.test_request_context(method="POST"):
+        first, second = Form(), Form()
+        assert first.avatar.spec_class is second.avatar.spec_class
+        assert first.avatar.spec_class.__name__ == "ProcessedImageFieldSpec"
+
+
+def test_sniff_format_reads_bytes_and_streams() -> None:
+    data = encode(photo(), "PNG")
+    assert sniff_format(data) == "PNG"
+    stream = io.BytesIO(data)
+    stream.seek(5)
+    assert sniff_format(stream) == "PNG"
+    assert stream.tell() == 5  # left where it was
+    with pytest.raises(UnknownFormat, match="not an image"):
+        sniff_format(b"hello, I am text")

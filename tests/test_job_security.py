@@ -99,7 +99,7 @@ def cache_files(media_root: Path) -> list[Path]:
 
 def lock_holder(file: ImageCacheFile) -> t.Any:
     backend = file.cachefile_backend
-    return backend._state_cache(file).lock_holder(backend.get_lock_key(file))
+    return backend.state_cache(file).lock_holder(backend.get_lock_key(file))
 
 
 def enqueued(backend: Recorder, generator_id: str = "sec:thumb") -> ImageCacheFile:
@@ -611,3 +611,10 @@ def test_an_async_default_backend_needs_a_secret_key_at_start_up(tmp_path: Path)
     app.config.update(IMAGEKIT_MEDIA_ROOT=str(tmp_path), IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=RQ())
     with pytest.raises(ImproperlyConfigured, match="SECRET_KEY"):
         ImageKit(app)
+
+
+def test_payload_names_stay_importable_from_jobs() -> None:
+    from flask_imagekit import jobs, payloads
+
+    assert jobs.job_payload is payloads.job_payload
+    assert jobs.CELERY_TASK_NAME == payloads.CELERY_TASK_NAME == "flask_imagekit.generate"

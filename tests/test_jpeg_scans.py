@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from flask_imagekit import imaging
+import flask_imagekit.imaging.jpeg as imaging
 from flask_imagekit.exceptions import SourceError
 from flask_imagekit.imaging import MAX_JPEG_SCANS, open_image
 from fuzz import hostile

@@ -22,8 +22,14 @@ from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, relationship
 from werkzeug.datastructures import FileStorage
 
 from flask_imagekit import ImageKit, ImageSpec, register
-from flask_imagekit.exceptions import MissingSource, SourceError
-from flask_imagekit.models import ImageSpecField, ProcessedImageField, StoredImage
+from flask_imagekit.exceptions import ImproperlyConfigured, MissingSource, SourceError
+from flask_imagekit.models import (
+    ImageSpecField,
+    ProcessedColumn,
+    ProcessedImageField,
+    StoredImage,
+    listen,
+)
 from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.registry import default_registry
 from flask_imagekit.signals import source_changed, source_created, source_deleted
@@ -668,6 +674,104 @@ def test_signals_outside_app_context_are_not_sent(env: Env, events: list[Event])
     assert env.session.scalar(select(env.Profile.avatar)) == "avatars/outside.jpg"
 
 
+def test_sessions_not_made_by_db_session_send_nothing(env: Env, events: list[Event]) -> None:
+    with Session(env.db.engine) as session:  # inside the app context, but not db.session
+        profile = env.Profile(avatar="avatars/plain.jpg")
+        session.add(profile)
+        session.commit()
+        profile.avatar = "avatars/plain2.jpg"
+        session.commit()
+        session.delete(profile)
+        session.commit()
+    assert events == []
+    env.session.add(env.Profile(avatar="avatars/db.jpg"))
+    env.session.commit()
+    assert summary(events) == [("created", "avatars/db.jpg")]
+
+
+def test_listening_twice_to_one_db_sends_each_signal_once(env: Env, events: list[Event]) -> None:
+    listen(env.db)  # ImageKit(app, db=db) already did
+    listen(env.db)
+    env.session.add(env.Profile(avatar="avatars/once.jpg"))
+    env.session.commit()
+    assert summary(events) == [("created", "avatars/once.jpg")]
+
+
+def test_listen_refuses_what_is_not_flask_sqlalchemy() -> None:
+    with pytest.raises(ImproperlyConfigured, match="not a Flask-SQLAlchemy extension"):
+        listen(object())
+
+
+class Cover(ImageSpec):
+    processors = [ResizeToFill(10, 10)]
+    format = "PNG"
+
+
+def test_each_app_sends_the_signals_of_its_own_db(tmp_path: Path, events: list[Event]) -> None:
+    made = []
+    for n in (1, 2):
+
+        class Base(DeclarativeBase):
+            pass
+
+        db = SQLAlchemy(model_class=Base)
+
+        class Album(db.Model):  # type: ignore[name-defined,misc]
+            __tablename__ = f"album{n}"
+            id = mapped_column(Integer, primary_key=True)
+            cover = mapped_column(String(255))
+
+        app = Flask(f"album{n}", instance_path=str(tmp_path / f"instance{n}"))
+        app.config.update(
+            TESTING=True,
+            IMAGEKIT_MEDIA_ROOT=str(tmp_path / f"media{n}"),
+            SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / f'db{n}.sqlite3'}",
+        )
+        db.init_app(app)
+        imagekit = ImageKit(app, db=db)
+        group = ImageFieldSourceGroup(Album, "cover")
+        # Registered on this app's extension only: the other app does not watch it.
+        imagekit.register.generator(f"tests:album{n}", Cover)
+        imagekit.register.source_group(f"tests:album{n}", group)
+        made.append((app, db, Album, group))
+    for n, (app, db, Album, _) in enumerate(made, 1):  # noqa: N806 - a model class
+        with app.app_context():
+            db.create_all()
+            album = Album(cover=f"covers/{n}.jpg")
+            db.session.add(album)
+            db.session.commit()
+            db.session.delete(album)
+            db.session.commit()
+            db.session.remove()
+    (_, _, _, first), (_, _, _, second) = made
+    assert [(kind, sender, source.name) for kind, sender, source in events] == [
+        ("created", first, "covers/1.jpg"),
+        ("deleted", first, "covers/1.jpg"),
+        ("created", second, "covers/2.jpg"),
+        ("deleted", second, "covers/2.jpg"),
+    ]
+    assert events[0][1] is first
+    assert events[2][1] is second
+
+
+def test_a_group_registered_later_watches_from_the_next_transaction(
+    make_env: t.Callable[..., Env], events: list[Event]
+) -> None:
+    env = make_env()
+    profile = env.Profile(title="t", photo="photos/old.jpg")
+    env.session.add(profile)
+    env.session.commit()
+    group = ImageFieldSourceGroup(env.Profile, "photo")
+    register.generator("tests:profile:photo_copy", Cover)
+    register.source_group("tests:profile:photo_copy", group)
+    profile.title = "loaded again"  # the next transaction begins with the group known
+    env.session.commit()
+    profile.photo = "photos/new.jpg"  # set on an expired row
+    env.session.commit()
+    photo_events = [(kind, source.name) for kind, sender, source in events if sender == group]
+    assert photo_events == [("changed", "photos/new.jpg"), ("deleted", "photos/old.jpg")]
+
+
 def test_savepoint_rollback_keeps_outer_events(env: Env, events: list[Event]) -> None:
     env.session.add(env.Profile(avatar="avatars/outer.jpg"))
     env.session.flush()
@@ -1193,6 +1297,34 @@ def test_processed_field_html(env: Env) -> None:
     env.session.commit()
     env.session.expire_all()
     assert profile.photo.__html__() == '<img src="/media/photos/tag.jpg" width="64" height="64">'
+
+
+def test_spec_fields_refuse_processors_that_are_not_a_list() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"processors must be a list .*ResizeToFill"):
+        ImageSpecField(source="avatar", processors=ResizeToFill(10, 10))  # no brackets
+    with pytest.raises(ImproperlyConfigured, match=r"processors must be a list"):
+        ProcessedImageField(processors=ResizeToFill(10, 10), format="JPEG")
+
+
+def test_processed_field_refuses_what_is_not_an_upload(env: Env) -> None:
+    with pytest.raises(SourceError, match=r"Cannot store 42 in the column Profile\.photo"):
+        env.Profile(photo=42)
+    assert files_under(env.media) == []
+
+
+def test_processed_field_upload_to_must_return_a_name(env: Env) -> None:
+    column = ProcessedColumn(Cover, upload_to=lambda instance, filename: None)
+    with pytest.raises(ImproperlyConfigured, match="must return the name"):
+        column.store(env.Profile(), upload())
+    assert files_under(env.media) == []
+
+
+def test_source_group_of_a_missing_column_says_so(env: Env) -> None:
+    group = ImageFieldSourceGroup(env.Profile, "avatr")
+    with pytest.raises(ImproperlyConfigured, match="Profile has no mapped column 'avatr'"):
+        list(group.files())
+    with pytest.raises(ImproperlyConfigured, match="no mapped column"):
+        group.count()
 
 
 def test_spec_field_over_processed_field(make_env: t.Callable[..., Env]) -> None:

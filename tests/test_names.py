@@ -367,7 +367,7 @@ def test_namers_leave_no_windows_device_name(world: Flask, namer: str) -> None:
 
 def test_distinct_hostile_names_get_distinct_files(world: Flask) -> None:
     # Stored sources are told apart by name (uploads by their bytes, see
-    # tests/test_source_identity.py).
+    # tests/test_sources.py).
     names: dict[str, str] = {}
     for hostile in HOSTILE:
         file = ImageCacheFile(Small(source=SourceFile(hostile)))

@@ -1,4 +1,4 @@
-"""Registries of generators and source groups, and source signals reaching strategies."""
+"""Registries of generators and source groups, cache files by id, source signals."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from flask import Flask
 
 from flask_imagekit import ImageKit, ImageSpec, register, unregister
-from flask_imagekit.cachefiles import ImageCacheFile
+from flask_imagekit.cachefiles import ImageCacheFile, LazyImageCacheFile
 from flask_imagekit.exceptions import AlreadyRegistered, NotRegistered
+from flask_imagekit.globals import current_state
 from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.registry import Registry, default_registry
 from flask_imagekit.signals import source_changed, source_created, source_deleted
@@ -187,3 +188,58 @@ def test_optimistic_generates_on_source_created(app: Flask, media_root: Path) ->
         source_created.send(group, source=SourceFile("photos/a.jpg"))
         assert (media_root / file.name).exists()
         assert file.width == 20
+
+
+# From a registry id to a cache file ---------------------------------------------------
+
+
+def test_the_state_builds_cache_files_from_registry_ids(
+    ctx: Flask, imagekit: ImageKit, media_root: Path
+) -> None:
+    save_source(media_root, "photos/a.jpg")
+    imagekit.register.generator("tests:thumb", Thumb)
+    file = current_state().cachefile("tests:thumb", source="photos/a.jpg")
+    assert isinstance(file, ImageCacheFile)
+    assert isinstance(file.generator, Thumb)
+    assert file.generator.source.name == "photos/a.jpg"
+    assert file.generator_id == "tests:thumb"
+    assert file.generator_kwargs == {}
+    assert file.name == ImageCacheFile(Thumb(source="photos/a.jpg")).name
+    assert (file.width, file.height) == (20, 10)
+
+
+def test_cachefile_passes_arguments_on_and_records_them(ctx: Flask, imagekit: ImageKit) -> None:
+    seen: list[dict[str, t.Any]] = []
+
+    def factory(**kwargs: t.Any) -> Thumb:
+        seen.append(kwargs)
+        return Thumb(source=kwargs["source"])
+
+    imagekit.register.generator("tests:factory", factory)
+    file = current_state().cachefile(
+        "tests:factory", html_attrs={"alt": "A"}, source="a.jpg", width=3
+    )
+    assert seen == [{"source": "a.jpg", "width": 3}]
+    assert file.generator_id == "tests:factory"
+    assert file.generator_kwargs == {"width": 3}  # the source travels on its own
+    assert file.html_attrs == {"alt": "A"}
+
+
+def test_cachefile_of_an_unknown_id_names_it(ctx: Flask) -> None:
+    with pytest.raises(NotRegistered, match="tests:nope"):
+        current_state().cachefile("tests:nope", source="a.jpg")
+
+
+def test_cachefile_prefers_the_extensions_registry(ctx: Flask, imagekit: ImageKit) -> None:
+    register.generator("tests:thumb", Other)
+    assert isinstance(current_state().cachefile("tests:thumb", source="a.png").generator, Other)
+    imagekit.register.generator("tests:thumb", Thumb)
+    assert isinstance(current_state().cachefile("tests:thumb", source="a.png").generator, Thumb)
+
+
+def test_a_lazy_file_is_the_same_cache_file(ctx: Flask, imagekit: ImageKit) -> None:
+    imagekit.register.generator("tests:thumb", Thumb)
+    lazy = LazyImageCacheFile("tests:thumb", source="a.jpg")
+    direct = current_state().cachefile("tests:thumb", source="a.jpg")
+    assert lazy.name == direct.name
+    assert lazy.generator_id == direct.generator_id

@@ -180,21 +180,21 @@ def test_a_failure_is_not_retried_by_the_threads_that_waited(
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_does_not_renew_its_parents_locks() -> None:
-    from flask_imagekit.cachefiles import backends
     from flask_imagekit.statecache import StateCache
 
     states = StateCache(SimpleCache())
-    backends._heartbeat.add(states, "lock:x", "parent", 30)
+    states.heartbeat.add("lock:x", "parent", 30)
     try:
+        assert states.heartbeat.held() == {("lock:x", "parent")}
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child reports what it inherited
-            os.write(write, str(len(backends._heartbeat._locks)).encode())
+            os.write(write, str(len(states.heartbeat.held())).encode())
             os._exit(0)
         os.waitpid(pid, 0)
         assert os.read(read, 16) == b"0"
     finally:
-        backends._heartbeat.discard("lock:x", "parent")
+        states.heartbeat.discard("lock:x", "parent")
 
 
 # Async backends ---------------------------------------------------------------------------

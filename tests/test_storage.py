@@ -1,4 +1,4 @@
-"""Tests for flask_imagekit.storage: FileSystemStorage, FsspecStorage and clean_name."""
+"""Tests for flask_imagekit.storage: FileSystemStorage, FsspecStorage and the name rules."""
 
 from __future__ import annotations
 
@@ -27,6 +27,18 @@ from flask_imagekit.exceptions import StorageError, SuspiciousName
 from flask_imagekit.models import ProcessedImageField
 from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.storage import FileSystemStorage, FsspecStorage, Storage, clean_name
+from flask_imagekit.storage.names import (
+    alternative_name,
+    fit_name,
+    is_absolute_name,
+    is_temporary_name,
+    sanitize_component,
+    sanitize_dirs,
+    sanitize_extension,
+    sanitize_stem,
+    temp_basename,
+    truncate_utf8,
+)
 
 STORAGE_KINDS = ["filesystem", "fsspec"]
 
@@ -1067,3 +1079,119 @@ def test_temporary_files_are_never_listed(storage: Storage) -> None:
     assert list(storage.walk("dir")) == ["dir/a.jpg"]
     assert storage.listdir("") == (["dir"], ["b.jpg"])
     assert storage.listdir("dir") == ([], ["a.jpg"])
+
+
+# ---------------------------------------------------------- sanitisers
+
+
+def test_public_names_stay_importable_from_the_package() -> None:
+    import flask_imagekit.storage as storage
+
+    for name in storage.__all__:
+        assert getattr(storage, name) is not None
+    assert storage.MAX_NAME_BYTES == 1024
+    assert storage.MAX_NAME_COMPONENTS == 32
+    assert storage.is_temporary_name(".tmp-x")
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("abc", 3, "abc"),
+        ("abcd", 3, "abc"),
+        ("\u00e9\u00e9", 3, "\u00e9"),  # 2-byte characters: never half a character
+        ("\u6f22\u6f22", 5, "\u6f22"),
+        ("\U0001f600", 3, ""),
+        ("", 0, ""),
+    ],
+)
+def test_truncate_utf8_cuts_whole_characters(text: str, limit: int, expected: str) -> None:
+    assert truncate_utf8(text, limit) == expected
+
+
+@pytest.mark.parametrize(
+    ("part", "expected"),
+    [
+        ("cat.jpg", "cat.jpg"),
+        ("a\x00b\x1fc\x7fd\x85e\udcff", "a_b_c_d_e_"),
+        ("CON", "_CON"),
+        ("nul.tar.gz", "_nul.tar.gz"),
+        ("Com1 .png", "_Com1 .png"),
+        ("LPT\u00b9", "_LPT\u00b9"),
+        ("CONSOLE", "CONSOLE"),
+        ("x" * 300, "x" * 255),
+    ],
+)
+def test_sanitize_component(part: str, expected: str) -> None:
+    assert sanitize_component(part) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("photos/2024", ["photos", "2024"]),
+        ("../../etc", ["etc"]),
+        ("a/./b//c/..", ["a", "b", "c"]),
+        ("C:\\Windows\\System32", ["Windows", "System32"]),
+        ("", []),
+        ("aux/x", ["_aux", "x"]),
+    ],
+)
+def test_sanitize_dirs(path: str, expected: list[str]) -> None:
+    assert sanitize_dirs(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("stem", "expected"),
+    [
+        ("cat", "cat"),
+        ("", "_"),
+        (".", "_."),
+        ("..", "_.."),
+        (".tmp-x", "_.tmp-x"),
+        ("prn", "_prn"),
+    ],
+)
+def test_sanitize_stem(stem: str, expected: str) -> None:
+    assert sanitize_stem(stem, 255) == expected
+    assert not is_temporary_name(sanitize_stem(stem, 255))
+
+
+@pytest.mark.parametrize(
+    ("ext", "expected"),
+    [(".jpg", ".jpg"), (".j/p\\g", ".jpg"), (".j\x00pg", ".jpg"), ("." + "e" * 16, "")],
+)
+def test_sanitize_extension(ext: str, expected: str) -> None:
+    assert sanitize_extension(ext) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "absolute"),
+    [("/a", True), ("C:x", True), ("c:\\x", True), ("\\\\server\\x", True), ("a/b", False)],
+)
+def test_is_absolute_name(name: str, absolute: bool) -> None:
+    assert is_absolute_name(name) is absolute
+
+
+def test_fit_name_drops_the_deepest_directories() -> None:
+    assert fit_name("CACHE/images", ["a", "b"], "x.jpg") == "CACHE/images/a/b/x.jpg"
+    assert fit_name("CACHE/images", [], "x.jpg") == "CACHE/images/x.jpg"
+    assert fit_name("", ["a"], "x.jpg") == "a/x.jpg"
+    deep = fit_name("c", [f"d{i}" for i in range(40)], "x.jpg")
+    assert deep.split("/") == ["c", *[f"d{i}" for i in range(30)], "x.jpg"]
+    wide = fit_name("c", ["y" * 255] * 5, "x.jpg")
+    assert wide == "c/" + "/".join(["y" * 255] * 3) + "/x.jpg"
+    for name in (deep, wide):
+        assert clean_name(name) == name
+
+
+def test_alternative_and_temporary_names_fit_one_component() -> None:
+    long_name = "dir/" + "\u00e9" * 200 + ".jpg"
+    other = alternative_name(long_name)
+    assert other.startswith("dir/")
+    assert other.endswith(".jpg")
+    assert re.fullmatch(r"_[A-Za-z0-9]{7}\.jpg", other[-12:])
+    assert clean_name(other) == other
+    temp = temp_basename("\u00e9" * 200 + ".jpg")
+    assert is_temporary_name(temp)
+    assert len(temp.encode("utf-8")) <= 255

@@ -14,10 +14,10 @@ from pilkit.processors import Thumbnail as PilkitThumbnail
 
 from flask_imagekit import ImageKit, ImageSpec
 from flask_imagekit.cachefiles import ImageCacheFile
-from flask_imagekit.exceptions import ImageKitError, MissingSource
+from flask_imagekit.exceptions import ImageKitError, ImproperlyConfigured, MissingSource
 from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.storage import FileSystemStorage
-from flask_imagekit.templating import parse_dimensions
+from flask_imagekit.templating import parse_dimensions, thumbnail
 
 from .conftest import photo, psnr, save_source
 
@@ -540,3 +540,30 @@ def test_render_cost_sanity_spy_sees_generation(
     render(app, PAGES["thumbnail"], names=names)
     assert spy.storage.get("save") == 3
     assert spy.gets >= 3
+
+
+# thumbnail(): output format and allowed sizes ------------------------------------------
+
+
+def test_thumbnail_takes_a_format(app: Flask, imagekit: ImageKit, media_root: Path) -> None:
+    save_source(media_root, "photos/a.jpg")
+    with app.app_context():
+        file = thumbnail("100x50", "photos/a.jpg", format="WEBP")
+        file.generate()
+        assert file.name.endswith(".webp")
+        with file.open() as fp:
+            assert Image.open(fp).format == "WEBP"
+        assert thumbnail("100x50", "photos/a.jpg").name != file.name
+
+
+def test_thumbnail_sizes_allow_list(app: Flask, media_root: Path) -> None:
+    app.config["IMAGEKIT_THUMBNAIL_SIZES"] = ["100x100", "300x"]
+    ImageKit(app)
+    save_source(media_root, "photos/a.jpg")
+    with app.app_context():
+        assert thumbnail("100x100", "photos/a.jpg").name
+        assert thumbnail(" 300x", "photos/a.jpg").name
+        with pytest.raises(ImproperlyConfigured, match="IMAGEKIT_THUMBNAIL_SIZES"):
+            thumbnail("12000x12000", "photos/a.jpg", upscale=True)
+        with pytest.raises(ImproperlyConfigured, match="IMAGEKIT_THUMBNAIL_SIZES"):
+            thumbnail("101x100", "photos/a.jpg")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import typing as t
 
 from ..exceptions import ImproperlyConfigured
+from ..importing import resolve
 
 if t.TYPE_CHECKING:
     from . import ImageCacheFile
@@ -84,8 +85,6 @@ class DictStrategy:
 
 def resolve_strategy(value: t.Any, *, key: str = "cachefile_strategy") -> t.Any:
     """Turn a strategy setting (object, class, callable, dict, dotted path) into an object."""
-    from ..config import resolve
-
     value = resolve(key, value)
     if isinstance(value, dict):
         try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from .adjust import Adjust, Convert, GaussianBlur, Reflection, Transpose
 from .base import (
-    REDUCING_GAP,
     Anchor,
     AnchorLike,
     ColorLike,
@@ -25,11 +24,11 @@ from .base import (
     ProcessorPipeline,
     ResizePlan,
     plan_processors,
-    resolve_palette,
 )
 from .canvas import AddBorder, ResizeCanvas
 from .crop import Crop, Side, SmartCrop, TrimBorderColor
 from .overlay import ColorOverlay, ImageOverlay, MakeOpaque, SetOpacity
+from .resampling import REDUCING_GAP, resolve_palette
 from .resize import Resize, ResizeToCover, ResizeToFill, ResizeToFit, SmartResize, Thumbnail
 
 __all__ = [

@@ -6,11 +6,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import ClassVar, Literal, Protocol
 
-from PIL import ExifTags, Image, ImageColor, ImageEnhance, ImageFilter, ImageMode, ImageOps
+from PIL import Image, ImageColor, ImageEnhance, ImageFilter, ImageMode, ImageOps
 
-from flask_imagekit.exceptions import ImproperlyConfigured
-
-from .base import QUANTIZE_COST, Cost, copies, image_bytes, palette_mode, resolve_palette
+from ..exceptions import ImproperlyConfigured
+from .base import QUANTIZE_COST, Cost, copies, image_bytes
+from .orientation import exif_orientation
+from .resampling import palette_mode, resolve_palette
 
 __all__ = ["Adjust", "Convert", "GaussianBlur", "Reflection", "Transpose"]
 
@@ -186,17 +187,6 @@ _SWAPPING = frozenset(
         Image.Transpose.TRANSVERSE,
     }
 )
-
-
-def exif_orientation(img: Image.Image) -> int:
-    """Return the EXIF orientation of ``img`` (1 to 8), 1 when absent or unreadable."""
-    try:
-        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
-    except Exception:
-        # Corrupt EXIF raises all kinds of errors (and warnings); like pilkit, an
-        # unreadable orientation leaves the image as it is.
-        return 1
-    return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Shared pieces of the processors: anchors, pipelines, resize plans and helpers."""
+"""Shared pieces of the processors: anchors, pipelines, resize plans, costs and helpers.
+
+The resampling primitives (:mod:`.resampling`) are importable from here too.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from typing import Final, NamedTuple, Protocol, TypeGuard, runtime_checkable
 
 from PIL import Image
 
-from flask_imagekit.exceptions import ImproperlyConfigured
+from ..exceptions import ImproperlyConfigured
+from .resampling import REDUCING_GAP, lanczos_resize, palette_mode, resolve_palette, scale_box
 
 __all__ = [
     "FALLBACK_COPIES",
@@ -35,14 +39,9 @@ __all__ = [
     "processor_cost",
     "resize_cost",
     "resolve_palette",
+    "scale_box",
     "unchanged",
 ]
-
-#: ``reducing_gap`` given to :meth:`PIL.Image.Image.resize` by the resizing processors.
-#: Pillow first shrinks by an integer factor with ``reduce()`` and keeps at least this
-#: factor for the final LANCZOS pass: several times faster on big shrinks, and at 3.0
-#: indistinguishable from a single full LANCZOS pass.
-REDUCING_GAP: Final[float] = 3.0
 
 #: An anchor: a name of :class:`Anchor` (``"c"``, ``"tl"``, ...) or an ``(x, y)``
 #: tuple of fractions, ``(0, 0)`` being top left and ``(1, 1)`` bottom right.
@@ -82,17 +81,13 @@ class ResizePlan(NamedTuple):
     #: Processors that finish the job on the resized image.
     after: tuple[Processor, ...] = ()
 
-    def rescaled(self, from_size: tuple[int, int], to_size: tuple[int, int]) -> ResizePlan:
-        """This plan for the same input decoded at another size (e.g. a JPEG draft)."""
-        scale_x, scale_y = to_size[0] / from_size[0], to_size[1] / from_size[1]
-        left, top, right, bottom = self.box
-        box = (
-            left * scale_x,
-            top * scale_y,
-            min(right * scale_x, to_size[0]),
-            min(bottom * scale_y, to_size[1]),
-        )
-        return self._replace(box=box)
+    def rescaled(self, from_size: tuple[int, int], to_size: tuple[float, float]) -> ResizePlan:
+        """This plan for the same input decoded at another size (e.g. a JPEG draft).
+
+        For a JPEG draft, the exact ``to_size`` is the one ``Image.draft()`` returns
+        (the end of its box); the draft's own size is that, rounded up.
+        """
+        return self._replace(box=scale_box(self.box, from_size, to_size))
 
     def apply(self, img: Image.Image) -> Image.Image:
         """Carry out the plan on ``img`` (an image of the size the plan was made for)."""
@@ -141,11 +136,6 @@ def image_bytes(size: tuple[int, int], mode: str) -> int:
 def copies(size: tuple[int, int], count: float, mode: str = "RGBA") -> int:
     """The memory of ``count`` images of ``size`` and ``mode`` (RGBA by default), in bytes."""
     return int(count * image_bytes(size, mode))
-
-
-def palette_mode(mode: str) -> str:
-    """The mode :func:`resolve_palette` turns an image of ``mode`` into (RGBA for palettes)."""
-    return "RGBA" if mode in ("P", "PA") else mode
 
 
 class Cost(NamedTuple):
@@ -266,35 +256,6 @@ def resize_cost(
     resampling = premultiplied + reduced_bytes + temporary + result + pasted
     converting_back = 2 * result if premultiplied else 0
     return Cost.of(out, mode, converted + max(resampling, converting_back))
-
-
-def resolve_palette(img: Image.Image) -> Image.Image:
-    """Convert a palette image to its palette's mode, as pilkit does before resizing.
-
-    Palette images with transparency become RGBA so that their transparency survives
-    (pilkit converts them to RGB, turning transparent pixels into the palette colour).
-    """
-    # The palette is only known once the image is loaded.
-    img.load()
-    if img.palette is None:
-        return img
-    if img.mode == "PA" or (img.mode == "P" and "transparency" in img.info):
-        return img.convert("RGBA")
-    return img.convert(img.palette.mode)
-
-
-def lanczos_resize(
-    img: Image.Image,
-    size: tuple[int, int],
-    box: tuple[float, float, float, float] | None = None,
-) -> Image.Image:
-    """Resize ``img`` (or its ``box`` region) to ``size`` with LANCZOS and ``REDUCING_GAP``."""
-    # reduce() has no implementation for these modes; "1" and "P" are resampled
-    # with NEAREST anyway, where reducing_gap does nothing.
-    gap: float | None = REDUCING_GAP
-    if img.mode in ("1", "P") or img.mode.startswith("I;16"):
-        gap = None
-    return img.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=gap)
 
 
 class Anchor:

@@ -6,8 +6,7 @@ import dataclasses
 
 from PIL import Image
 
-from flask_imagekit.exceptions import ImproperlyConfigured
-
+from ..exceptions import ImproperlyConfigured
 from .base import Anchor, AnchorLike, ColorLike, Cost, check_size, freeze_color, image_bytes
 
 __all__ = ["AddBorder", "ResizeCanvas"]

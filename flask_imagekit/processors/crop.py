@@ -7,8 +7,7 @@ from typing import Final
 
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from flask_imagekit.exceptions import ImproperlyConfigured
-
+from ..exceptions import ImproperlyConfigured
 from .base import AnchorLike, Cost, check_size, copies, image_bytes
 from .canvas import ResizeCanvas
 

@@ -8,8 +8,7 @@ import typing as t
 
 from PIL import Image
 
-from flask_imagekit.exceptions import ImproperlyConfigured
-
+from ..exceptions import ImproperlyConfigured
 from .base import (
     Anchor,
     AnchorLike,
@@ -18,9 +17,8 @@ from .base import (
     copies,
     freeze_color,
     image_bytes,
-    palette_mode,
-    resolve_palette,
 )
+from .resampling import palette_mode, resolve_palette
 
 __all__ = ["ColorOverlay", "ImageOverlay", "MakeOpaque", "SetOpacity"]
 

@@ -6,8 +6,7 @@ import dataclasses
 
 from PIL import Image
 
-from flask_imagekit.exceptions import ImproperlyConfigured
-
+from ..exceptions import ImproperlyConfigured
 from .adjust import Convert
 from .base import (
     Anchor,
@@ -18,15 +17,13 @@ from .base import (
     chain_cost,
     check_size,
     freeze_color,
-    lanczos_resize,
-    palette_mode,
     processor_cost,
     resize_cost,
-    resolve_palette,
     unchanged,
 )
 from .canvas import ResizeCanvas
 from .crop import Crop, SmartCrop
+from .resampling import lanczos_resize, palette_mode, resolve_palette
 
 __all__ = [
     "Resize",

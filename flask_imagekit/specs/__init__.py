@@ -7,41 +7,45 @@ bound to one source and ``generate()`` returns the encoded image.
 
 from __future__ import annotations
 
+import functools
 import io
-import threading
 import typing as t
 
 from PIL import Image
 
-from ..cachefiles import namers
-from ..config import current_state, current_state_or_none
-from ..exceptions import GenerationError, ImageKitError, ImproperlyConfigured, MissingSource
+from .. import defaults
+from ..exceptions import (
+    GenerationError,
+    ImageKitError,
+    ImproperlyConfigured,
+    MissingSource,
+    UnknownFormat,
+)
+from ..formats import WEB_FORMATS, format_for_name, format_to_extension, sniff_format
+from ..globals import current_state, current_state_or_none
 from ..imaging import (
-    DEFAULT_ALLOWED_FORMATS,
-    DEFAULT_MAX_DECODE_BYTES,
-    DEFAULT_MAX_OUTPUT_PIXELS,
-    _load,
     check_pipeline,
     decode_many,
+    load_pixels,
     open_image,
     save_image,
 )
+from ..importing import resolve
 from ..processors.base import image_bytes, processor_cost
 from ..sources import SourceFile, as_source
-from ..utils import WEB_FORMATS, UnknownFormat, format_for_name, format_to_extension
 from .hashing import canonical, digest
 
-__all__ = ["WEB_FORMATS", "BaseImageSpec", "ImageSpec", "format_for_name", "prepare_specs"]
+if t.TYPE_CHECKING:
+    from ..state import AppState
 
-_DEFAULT_MAX_PIXELS = 50_000_000
-_PARAMS_MEMO_SIZE = 4096
-_MEMO_SIZE = 100_000
-_names_memo: dict[tuple[t.Any, ...], str] = {}
-_BUILTIN_NAMERS = frozenset((namers.hash, namers.source_name_as_path, namers.source_name_dot_hash))
-_hash_memo: dict[tuple[t.Any, str], str] = {}
-# Spec classes with static parameters: their canonical form, computed once.
-_params_memo: dict[tuple[t.Any, ...], str] = {}
-_params_memo_lock = threading.Lock()
+__all__ = [
+    "WEB_FORMATS",
+    "BaseImageSpec",
+    "ImageSpec",
+    "decode_together",
+    "format_for_name",
+    "prepare_specs",
+]
 
 
 class BaseImageSpec:
@@ -55,37 +59,36 @@ class BaseImageSpec:
     cachefile_backend: t.Any = None
     cachefile_strategy: t.Any = None
     cachefile_namer: t.Any = None
+    #: The app state the spec reads its settings from; None: the current app's.
+    #: :meth:`AppState.cachefile <flask_imagekit.state.AppState.cachefile>` sets it,
+    #: so a page asks Flask for the app once, not once per setting.
+    app_state: AppState | None = None
 
     def __init__(self, source: t.Any = None) -> None:
         self.source: SourceFile | None = as_source(source)
+
+    def settings(self) -> AppState:
+        """The app state this spec works for (:attr:`app_state`, or the current app's)."""
+        return self.app_state or current_state()
+
+    def __getstate__(self) -> dict[str, t.Any]:
+        # The app state stays with its app; a shared decode stays in its process.
+        state = dict(self.__dict__)
+        for key in ("app_state", "_decoded", "_decode_group"):
+            state.pop(key, None)
+        return state
 
     @property
     def cachefile_name(self) -> str | None:
         """The cache file name from the spec's namer (None without a source)."""
         if not self.source:
             return None
-        state = current_state()
         namer = type(self).cachefile_namer
         if namer is None:
-            namer = state.spec_cachefile_namer
+            namer = self.settings().spec_cachefile_namer
         elif isinstance(namer, str):
-            from ..config import resolve
-
-            namer = resolve("cachefile_namer", namer)
-        get_hash = getattr(self, "get_hash", None)
-        if get_hash is None or namer not in _BUILTIN_NAMERS:
-            # A user's namer may read anything (the row, the time): ask it each time.
-            return t.cast(str, namer(self))
-        # Namers are pure functions of these: remember their answers.
-        format = getattr(self, "format", None)
-        key = (namer, state.cachefile_dir, get_hash(), self.source.name, format)
-        name = _names_memo.get(key)
-        if name is None:
-            name = t.cast(str, namer(self))
-            if len(_names_memo) > _MEMO_SIZE:
-                _names_memo.clear()
-            _names_memo[key] = name
-        return name
+            namer = _namer(namer)
+        return t.cast(str, namer(self))
 
     def generate(self) -> t.IO[bytes]:
         """Return the generated image as a binary file object."""
@@ -147,39 +150,34 @@ class ImageSpec(BaseImageSpec):
         """
         cached: str | None = self.__dict__.get("_hash")
         if cached is None:
-            key = (self.source.identity() if self.source else None, self._params_canonical())
-            cached = _hash_memo.get(key)
-            if cached is None:
-                cached = digest(*key)
-                if len(_hash_memo) > _MEMO_SIZE:
-                    _hash_memo.clear()
-                _hash_memo[key] = cached
-            self.__dict__["_hash"] = cached
+            state = self.app_state
+            identity = None
+            if self.source:
+                identity = self.source.identity(state.source_storage if state else None)
+            cached = self.__dict__["_hash"] = _digest(identity, self.canonical_parameters())
         return cached
 
-    def _params_canonical(self) -> str:
+    def canonical_parameters(self) -> str:
+        """The canonical text of every parameter of the output (not the source).
+
+        Equal for specs that make the same output from the same source, whatever
+        the dict order, process or Python version.
+        """
         params = self._params()
         try:
             # Keyed on content, so in-place edits and properties are noticed.
-            key = (
-                type(self),
-                tuple(params[0]),
-                params[1],
-                frozenset(params[2].items()),
-                params[3],
-                params[4],
-                tuple(params[5:]),
+            return _canonical_params(
+                (
+                    tuple(params[0]),
+                    params[1],
+                    frozenset(params[2].items()),
+                    params[3],
+                    params[4],
+                    tuple(params[5:]),
+                )
             )
-            text = _params_memo.get(key)
         except TypeError:  # unhashable parameters: no memo
             return canonical(params)
-        if text is None:
-            text = canonical(params)
-            with _params_memo_lock:
-                if len(_params_memo) > _PARAMS_MEMO_SIZE:
-                    _params_memo.clear()
-                _params_memo[key] = text
-        return text
 
     def _params(self) -> list[t.Any]:
         return [
@@ -205,7 +203,12 @@ class ImageSpec(BaseImageSpec):
             raise MissingSource(msg)
         prepared = self.__dict__.pop("_decoded", None)
         if prepared is None:
-            prepare_specs([self])
+            # Specs decoded together (see decode_together) share the first decode.
+            group: list[ImageSpec] = self.__dict__.pop("_decode_group", None) or [self]
+            pending = [
+                spec for spec in group if spec is self or spec.__dict__.pop("_decode_group", None)
+            ]
+            prepare_specs(pending)
             prepared = self.__dict__.pop("_decoded")
         img, remaining, original_format = prepared
         for index, processor in enumerate(remaining):
@@ -228,7 +231,7 @@ class ImageSpec(BaseImageSpec):
                 raise GenerationError(msg)
             if guessed:
                 # Its result could not be foreseen: check what follows now that it is known.
-                _, _, max_bytes, max_output_pixels = _limits()
+                _, _, max_bytes, max_output_pixels = _limits(self.app_state)
                 start = prepared[0]
                 check_pipeline(
                     img,
@@ -275,9 +278,10 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
     if not source:
         msg = f"{type(specs[0]).__name__} has no source image. Pass source=... to the spec."
         raise MissingSource(msg)
-    formats, max_pixels, max_bytes, max_output_pixels = _limits()
+    state = specs[0].app_state
+    formats, max_pixels, max_bytes, max_output_pixels = _limits(state)
     processor_lists = [list(spec.processors or ()) for spec in specs]
-    with source.open() as fp:
+    with source.open(state.source_storage if state else None) as fp:
         img = open_image(
             fp, formats=formats, max_pixels=max_pixels, max_bytes=max_bytes, name=source.name
         )
@@ -287,7 +291,7 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
         for index, spec in enumerate(specs):
             groups.setdefault(bool(spec.auto_orient), []).append(index)
         if len(groups) > 1:
-            _load(img, source.name)
+            load_pixels(img, source.name)
         for number, (auto_orient, indexes) in enumerate(groups.items()):
             # With several groups, the source and each group's decode stay alive.
             held = image_bytes(img.size, img.mode) * (1 + number) if len(groups) > 1 else 0
@@ -306,15 +310,43 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
                 specs[index].__dict__["_decoded"] = (image, remaining, original_format)
 
 
-def _limits() -> tuple[tuple[str, ...], int | None, int | None, int | None]:
+def decode_together(specs: t.Iterable[t.Any]) -> None:
+    """Let the image specs among ``specs`` (one source) share one decode of it.
+
+    Nothing is decoded now: the first of them to generate decodes the source for
+    every one that has not generated yet, so specs never generated cost nothing.
+    """
+    group = [spec for spec in specs if isinstance(spec, ImageSpec) and spec.source]
+    if len(group) > 1:
+        for spec in group:
+            spec.__dict__["_decode_group"] = group
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_params(key: tuple[t.Any, ...]) -> str:
+    processors, format, options, autoconvert, auto_orient, extra = key
+    return canonical([list(processors), format, dict(options), autoconvert, auto_orient, *extra])
+
+
+@functools.lru_cache(maxsize=100_000)
+def _digest(identity: t.Any, params: str) -> str:
+    return digest(identity, params)
+
+
+@functools.lru_cache(maxsize=64)
+def _namer(path: str) -> t.Callable[[t.Any], str]:
+    return t.cast(t.Callable[[t.Any], str], resolve("cachefile_namer", path))
+
+
+def _limits(state: AppState | None) -> tuple[tuple[str, ...], int | None, int | None, int | None]:
     """Allowed formats, max source pixels, max decode bytes and max output pixels."""
-    state = current_state_or_none()
+    state = state or current_state_or_none()
     if state is None:
         return (
-            DEFAULT_ALLOWED_FORMATS,
-            _DEFAULT_MAX_PIXELS,
-            DEFAULT_MAX_DECODE_BYTES,
-            DEFAULT_MAX_OUTPUT_PIXELS,
+            defaults.ALLOWED_SOURCE_FORMATS,
+            defaults.MAX_SOURCE_PIXELS,
+            defaults.MAX_DECODE_BYTES,
+            defaults.MAX_OUTPUT_PIXELS,
         )
     return (
         state.allowed_source_formats,
@@ -327,8 +359,7 @@ def _limits() -> tuple[tuple[str, ...], int | None, int | None, int | None]:
 def _sniff(source: SourceFile) -> str | None:
     try:
         with source.open() as fp:
-            with Image.open(fp) as img:
-                return img.format
+            return sniff_format(fp)
     except Exception:
         # The generation itself reports an unreadable source with a clear error.
         return None

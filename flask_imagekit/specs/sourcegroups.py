@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import typing as t
 
+from flask import current_app
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session
+
+from ..exceptions import ImproperlyConfigured
 from ..sources import SourceFile
 
-__all__ = ["ImageFieldSourceGroup"]
+__all__ = ["ImageFieldSourceGroup", "mapped_descendants", "mapped_models"]
 
 
 class ImageFieldSourceGroup:
@@ -22,20 +27,19 @@ class ImageFieldSourceGroup:
     flat however many rows there are. Each source carries its row, so dynamic
     specs can call :func:`~flask_imagekit.utils.get_field_info` on it.
 
-    As in django-imagekit, creating the group watches the column: rows inserted,
-    changed or deleted send ``source_created``/``source_changed``/
-    ``source_deleted`` after commit, whether or not the model has an
-    ``ImageSpecField``. ``model_class`` may be an abstract base or a mixin: the
-    group covers every mapped model that inherits the column.
+    Registered with a generator id (an ``ImageSpecField`` registers its own
+    group), the group watches its column, as in django-imagekit: rows
+    inserted, changed or deleted through the ``db`` given to the extension send
+    ``source_created``/``source_changed``/``source_deleted`` after commit,
+    whether or not the model has an ``ImageSpecField``. ``model_class`` may be
+    an abstract base or a mixin: the group covers every mapped model that
+    inherits the column.
     """
 
     def __init__(self, model_class: type[t.Any], image_field: str, batch_size: int = 500) -> None:
         self.model_class = model_class
         self.image_field = image_field
         self.batch_size = batch_size
-        from ..models import watch_source_group
-
-        watch_source_group(self)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -60,8 +64,6 @@ class ImageFieldSourceGroup:
         Models register their groups process-wide; an app (several may share a
         process) only walks the groups of its own models.
         """
-        from flask import current_app
-
         db = current_app.extensions.get("sqlalchemy") if current_app else None
         if db is None:
             return False
@@ -70,11 +72,8 @@ class ImageFieldSourceGroup:
 
     def files(self) -> t.Iterator[SourceFile]:
         """Yield a source for every row whose column holds a name."""
-        from sqlalchemy import select
-        from sqlalchemy.orm import Session
-
         for model in mapped_models(self.model_class):
-            column = getattr(model, self.image_field)
+            column = self._column(model)
             statement = (
                 select(model)
                 .where(column.is_not(None), column != "")
@@ -88,25 +87,32 @@ class ImageFieldSourceGroup:
                         instance=instance,
                         attname=self.image_field,
                         # A ProcessedImageField(storage=...) value knows its storage.
-                        storage=getattr(value, "_storage", None),
+                        storage=getattr(value, "column_storage", None),
                     )
                     # Rows already yielded need not stay in the identity map.
                     session.expunge(instance)
 
     def count(self) -> int:
         """How many rows have a source."""
-        from sqlalchemy import func, select
-        from sqlalchemy.orm import Session
-
         total = 0
         for model in mapped_models(self.model_class):
-            column = getattr(model, self.image_field)
+            column = self._column(model)
             statement = (
                 select(func.count()).select_from(model).where(column.is_not(None), column != "")
             )
             with Session(bind=_session_bind(model)) as session:
                 total += int(session.scalar(statement) or 0)
         return total
+
+    def _column(self, model: type[t.Any]) -> t.Any:
+        column = getattr(model, self.image_field, None)
+        if column is None or not hasattr(column, "is_not"):
+            msg = (
+                f"{self!r}: {model.__name__} has no mapped column {self.image_field!r}. "
+                "Give the name of the model attribute that holds the image's name."
+            )
+            raise ImproperlyConfigured(msg)
+        return column
 
 
 def mapped_models(model_class: type[t.Any]) -> list[type[t.Any]]:
@@ -125,8 +131,6 @@ def mapped_descendants(model_class: type[t.Any], *, outermost: bool = False) -> 
     With ``outermost``, the walk stops at each mapped class: its subclasses are
     left out, as its queries already cover their rows.
     """
-    from sqlalchemy import inspect
-
     found: list[type[t.Any]] = []
     pending = [model_class]
     seen: set[type[t.Any]] = set()
@@ -144,10 +148,6 @@ def mapped_descendants(model_class: type[t.Any], *, outermost: bool = False) -> 
 
 
 def _session_bind(model_class: type[t.Any]) -> t.Any:
-    from flask import current_app
-
-    from ..exceptions import ImproperlyConfigured
-
     if not current_app:
         msg = "Listing the sources of a model needs an application context."
         raise ImproperlyConfigured(msg)
@@ -158,6 +158,4 @@ def _session_bind(model_class: type[t.Any]) -> t.Any:
             "call db.init_app(app)."
         )
         raise ImproperlyConfigured(msg)
-    from sqlalchemy import inspect
-
     return db.session.get_bind(mapper=inspect(model_class))

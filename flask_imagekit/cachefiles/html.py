@@ -1,0 +1,120 @@
+"""Markup of cache files: ``<img>`` tags, placeholders, and the warnings of images that fail.
+
+In production a file that cannot be shown renders a placeholder (the built-in
+one is a neutral inline SVG sized like the file), with one warning per file and
+failure window.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import typing as t
+from urllib.parse import quote
+
+from markupsafe import Markup, escape
+
+from ..exceptions import (
+    GenerationError,
+    ImageKitError,
+    ImproperlyConfigured,
+    MissingCacheFile,
+    SourceError,
+    StorageError,
+)
+
+__all__ = [
+    "PER_IMAGE_ERRORS",
+    "WarningWindows",
+    "builtin_placeholder",
+    "check_attributes",
+    "placeholder_tag",
+    "size_from_attributes",
+    "tag",
+]
+
+logger = logging.getLogger("flask_imagekit")
+
+#: Problems of one image, which degrade to a placeholder in production.
+PER_IMAGE_ERRORS: tuple[type[ImageKitError], ...] = (
+    SourceError,
+    GenerationError,
+    MissingCacheFile,
+    StorageError,
+)
+
+_INVALID_ATTRIBUTE = re.compile(r"[\s/>=\"'<]", re.ASCII)
+
+
+class WarningWindows:
+    """One warning per image and kind of failure within a window of seconds."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def warn(self, label: str, error: BaseException, window: float) -> None:
+        """Log that ``label`` cannot be shown because of ``error``, unless done lately."""
+        key = f"{label}|{type(error).__name__}"
+        now = time.monotonic()
+        with self._lock:
+            if self._until.get(key, 0.0) > now:
+                return
+            if len(self._until) > self.max_entries:
+                self._until.clear()
+            self._until[key] = now + window
+        logger.warning(
+            "flask_imagekit: %s cannot be shown, rendering a placeholder: %s", label, error
+        )
+
+
+def check_attributes(attrs: t.Mapping[t.Any, t.Any]) -> None:
+    """Refuse HTML attribute names that could break out of the tag."""
+    for key in attrs:
+        if not isinstance(key, str) or not key or _INVALID_ATTRIBUTE.search(key):
+            msg = (
+                f"Invalid HTML attribute name {key!r}: names cannot hold spaces, quotes, "
+                "'/', '<', '>' or '='."
+            )
+            raise ImproperlyConfigured(msg)
+
+
+def tag(parts: list[str], attrs: t.Mapping[str, t.Any]) -> Markup:
+    """``<img parts... attrs...>`` with the attributes' values escaped."""
+    for key, value in attrs.items():
+        if value is None or value is False:
+            continue
+        parts.append(escape(key) if value is True else f'{escape(key)}="{escape(value)}"')
+    return Markup(f"<img {' '.join(parts)}>")
+
+
+def builtin_placeholder(size: tuple[int, int] | None) -> str:
+    """A neutral grey inline SVG, sized like the file when its size is known."""
+    width, height = size or (1, 1)
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><rect width="100%" height="100%" fill="#e5e7eb"/></svg>'
+    )
+    return "data:image/svg+xml," + quote(svg, safe=' =:/"')
+
+
+def size_from_attributes(attrs: t.Mapping[str, t.Any] | None) -> tuple[int, int] | None:
+    """The size ``width``/``height`` attributes give, when both are numbers."""
+    attrs = attrs or {}
+    try:
+        return int(attrs["width"]), int(attrs["height"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def placeholder_tag(
+    url: str, size: tuple[int, int] | None, attrs: t.Mapping[str, t.Any]
+) -> Markup:
+    """The ``<img>`` of a placeholder at ``url``, sized unless ``attrs`` size it."""
+    parts = [f'src="{escape(url)}"']
+    if size is not None and "width" not in attrs and "height" not in attrs:
+        parts.append(f'width="{size[0]}" height="{size[1]}"')
+    return tag(parts, attrs)

@@ -1,0 +1,37 @@
+"""The default values of the settings that code below the config layer needs too.
+
+``flask_imagekit.config.DEFAULTS`` is built from these, and code that runs
+without an app (a spec generated outside an app context, a namer called
+directly) falls back on them, so each default is written once.
+"""
+
+from __future__ import annotations
+
+from PIL import features
+
+__all__ = [
+    "ALLOWED_SOURCE_FORMATS",
+    "CACHEFILE_DIR",
+    "MAX_DECODE_BYTES",
+    "MAX_OUTPUT_PIXELS",
+    "MAX_SOURCE_PIXELS",
+]
+
+#: ``IMAGEKIT_CACHEFILE_DIR``: the prefix of cache file names.
+CACHEFILE_DIR = "CACHE/images"
+
+#: ``IMAGEKIT_ALLOWED_SOURCE_FORMATS``: the decoders sources may use (AVIF when Pillow has it).
+ALLOWED_SOURCE_FORMATS: tuple[str, ...] = tuple(
+    fmt
+    for fmt in ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF")
+    if fmt != "AVIF" or features.check("avif")
+)
+
+#: ``IMAGEKIT_MAX_SOURCE_PIXELS``: larger sources are refused.
+MAX_SOURCE_PIXELS = 50_000_000
+
+#: ``IMAGEKIT_MAX_DECODE_BYTES``: generations estimated to need more memory are refused.
+MAX_DECODE_BYTES = 224 * 2**20
+
+#: ``IMAGEKIT_MAX_OUTPUT_PIXELS``: outputs and intermediates above this are refused.
+MAX_OUTPUT_PIXELS = 25_000_000
