@@ -39,12 +39,7 @@ def dispatch_source_event(state: AppState, sender: t.Any, source: t.Any, event: 
         try:
             files.append((generator_id, state.cachefile(generator_id, source=source)))
         except Exception:
-            logger.exception(
-                "flask_imagekit: handling source %s of %r for %r failed",
-                event,
-                source,
-                generator_id,
-            )
+            _log_failure(event, source, generator_id)
     if event != "deleted":
         decode_together([file.generator for _, file in files])
     for generator_id, file in files:
@@ -57,12 +52,14 @@ def dispatch_source_event(state: AppState, sender: t.Any, source: t.Any, event: 
                 file.storage.delete(file.name)
                 file.cachefile_backend.forget(file)
         except Exception:
-            logger.exception(
-                "flask_imagekit: handling source %s of %r for %r failed",
-                event,
-                source,
-                generator_id,
-            )
+            _log_failure(event, source, generator_id)
+
+
+def _log_failure(event: str, source: t.Any, generator_id: str) -> None:
+    # One image's failure must not stop the others, nor the commit that sent the signal.
+    logger.exception(
+        "flask_imagekit: handling source %s of %r for %r failed", event, source, generator_id
+    )
 
 
 def _receiver(event: str) -> t.Callable[..., None]:
