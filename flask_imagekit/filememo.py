@@ -97,13 +97,13 @@ class FileMemo:
     def put(self, key: tuple[t.Any, ...], file: ImageCacheFile, epoch: int) -> None:
         """Remember ``file`` for ``epoch`` if its spec's output depends only on the key.
 
-        Files whose backend keeps its states in a cache of its own are not
-        remembered: the epoch of the app's state cache does not follow them.
+        Files of specs that name a backend of their own are not remembered: it
+        may keep its states in a cache whose epoch the app's does not follow.
         """
         generator_class: type = type(file.generator)
         if not is_static_spec(generator_class):
             return
-        if getattr(file.cachefile_backend, "cache", None) is not None:
+        if getattr(file.generator, "cachefile_backend", None) is not None:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()

@@ -41,11 +41,12 @@ class KeyedLocks:
             entry = self._locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
         lock: threading.Lock = entry[0]
-        outcome: bool | None = True
-        if not lock.acquire(blocking=False):
-            waited = lock.acquire(timeout=-1 if timeout is None else timeout)
-            outcome = None if waited else False
+        outcome: bool | None = False  # not held until acquired
         try:
+            if lock.acquire(blocking=False):
+                outcome = True
+            elif lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+                outcome = None
             yield outcome
         finally:
             if outcome is not False:
@@ -79,11 +80,21 @@ class Heartbeat:
         self._locks: dict[tuple[str, str], tuple[int, float]] = {}
         self._thread: threading.Thread | None = None
 
+    def _forget_parent(self) -> None:
+        # Checked before taking the guard: in a forked child, the parent's
+        # heartbeat thread may have held it at the fork, and would never release it.
+        if self._pid != os.getpid():
+            self._pid, self._guard, self._locks, self._thread = (
+                os.getpid(),
+                threading.Lock(),
+                {},
+                None,
+            )
+
     def add(self, key: str, token: str, timeout: int) -> None:
         """Keep the lock ``key`` held by ``token`` alive until :meth:`discard`."""
+        self._forget_parent()
         with self._guard:
-            if self._pid != os.getpid():
-                self._pid, self._locks, self._thread = os.getpid(), {}, None
             self._locks[(key, token)] = (timeout, time.monotonic() + _renew_every(timeout))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -93,9 +104,8 @@ class Heartbeat:
 
     def held(self) -> set[tuple[str, str]]:
         """The ``(key, token)`` pairs this process is renewing now."""
+        self._forget_parent()
         with self._guard:
-            if self._pid != os.getpid():
-                self._pid, self._locks, self._thread = os.getpid(), {}, None
             return set(self._locks)
 
     def discard(self, key: str, token: str) -> None:

@@ -71,6 +71,15 @@ class AppState(Settings):
         """The state cache as backends use it: atomic locks and a local tier."""
         return StateCache(self.state_cache, self.local_state_timeout)
 
+    @property
+    def states_epoch(self) -> int:
+        """The epoch of :attr:`states`, without opening the state cache.
+
+        A state cache not opened yet has had nothing written through it: epoch 0.
+        """
+        states: StateCache | None = self.__dict__.get("states")
+        return states.epoch if states is not None else 0
+
     def cachefile(
         self,
         generator_id: str,

@@ -16,6 +16,7 @@ provides and adds two things backends need:
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import typing as t
@@ -66,6 +67,11 @@ def _is_redis(cache: object) -> bool:
     return isinstance(cache, RedisCache) or (
         hasattr(cache, "_write_client") and hasattr(cache, "_get_prefix")
     )
+
+
+def _is_cluster(cache: object) -> bool:
+    client = getattr(cache, "_write_client", None)
+    return any(cls.__name__ == "RedisCluster" for cls in type(client).__mro__)
 
 
 def _is_remote(cache: object) -> bool:
@@ -129,6 +135,8 @@ class StateCache:
         self.local_timeout = float(local_timeout)
         self._local: dict[str, tuple[t.Any, float]] = {}
         self._redis = _is_redis(cache)
+        # A script may touch one hash slot only on a cluster: the state and the lock are two.
+        self._one_slot_scripts = self._redis and not _is_cluster(cache)
         self._scripts: dict[str, t.Any] = {}
         self._lock = threading.Lock()
         #: The cache could not be reached: it is left alone for a few seconds.
@@ -137,6 +145,7 @@ class StateCache:
         self.refusing = Outage()
         #: Bumped by every state written here, so what was derived from states can tell.
         self.epoch = 0
+        self._epochs = itertools.count(1)  # next() on it is atomic: no bump is lost
         #: Locks between the threads of this process, by key.
         self.local_locks = KeyedLocks()
         #: Keeps the shared locks of this process's running generations alive.
@@ -166,7 +175,7 @@ class StateCache:
 
     def _store(self, key: str, value: t.Any, timeout: int) -> t.Any:
         result = self.cache.set(key, value, timeout=timeout)
-        self.epoch += 1
+        self.epoch = next(self._epochs)
         if self.local_timeout:
             self._remember(key, value)
         return result
@@ -174,7 +183,7 @@ class StateCache:
     def delete(self, key: str) -> t.Any:
         """Remove ``key``."""
         self._local.pop(key, None)
-        self.epoch += 1
+        self.epoch = next(self._epochs)
         return self.cache.delete(key)
 
     def complete(self, key: str, value: t.Any, timeout: int, lock_key: str, token: str) -> None:
@@ -182,7 +191,7 @@ class StateCache:
 
         One round trip on Redis: a reader never finds the lock gone and the state not yet set.
         """
-        if self._redis:
+        if self._one_slot_scripts:
             cache: t.Any = self.cache
             name = f"{cache._get_prefix()}{key}"
             self._run_script(
@@ -193,7 +202,7 @@ class StateCache:
                 timeout,
                 keys=[name],
             )
-            self.epoch += 1
+            self.epoch = next(self._epochs)
             if self.local_timeout:
                 self._remember(key, value)
             return

@@ -50,7 +50,7 @@ def file_for(
     key = memo.key(state.registry, generator_id, generator_kwargs, attrs)
     if key is None:
         return state.cachefile(generator_id, html_attrs=attrs, **generator_kwargs)
-    epoch = state.states.epoch
+    epoch = state.states_epoch
     file = memo.get(key, epoch)
     if file is None:
         file = state.cachefile(generator_id, html_attrs=attrs, **generator_kwargs)

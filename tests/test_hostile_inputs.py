@@ -171,13 +171,20 @@ def test_heavy_hostile_input_in_a_fresh_process(tmp_path: Path, case: hostile.Ca
 
 def test_peak_memory_is_measured() -> None:
     # The meter must see a large allocation, or the memory limit is checked vacuously.
-    with PeakMemory() as meter:
-        block = bytearray(64 << 20)
-        block[:: 1 << 12] = b"\1" * len(block[:: 1 << 12])
-        del block
-    if not meter.exact:
-        pytest.skip("this system cannot reset the peak RSS of a process")
-    assert meter.megabytes >= 60
+    # The kernel folds per-thread RSS counts into the peak lazily, so a busy process
+    # may miss one block now and then: the meter has to see it in one of three tries.
+    seen = []
+    for _ in range(3):
+        with PeakMemory() as meter:
+            block = bytearray(64 << 20)
+            block[:: 1 << 12] = b"\1" * len(block[:: 1 << 12])
+            del block
+        if not meter.exact:
+            pytest.skip("this system cannot reset the peak RSS of a process")
+        seen.append(meter.megabytes)
+        if meter.megabytes >= 60:
+            break
+    assert max(seen) >= 60, seen
 
 
 # Pillow's test images ---------------------------------------------------------------------

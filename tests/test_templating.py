@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask, render_template_string
+from flask_caching import Cache
 from PIL import Image
 from pilkit.processors import Thumbnail as PilkitThumbnail
 
@@ -567,3 +568,23 @@ def test_thumbnail_sizes_allow_list(app: Flask, media_root: Path) -> None:
             thumbnail("12000x12000", "photos/a.jpg", upscale=True)
         with pytest.raises(ImproperlyConfigured, match="IMAGEKIT_THUMBNAIL_SIZES"):
             thumbnail("101x100", "photos/a.jpg")
+
+
+class OptimisticOwnBackend(ImageSpec):
+    processors = [ResizeToFill(60, 40)]  # noqa: RUF012
+    format = "JPEG"
+    cachefile_strategy = "flask_imagekit.cachefiles.strategies.Optimistic"
+    # Imported only where files are generated (a worker's module, say).
+    cachefile_backend = "a_module_this_process_does_not_have.Backend"
+
+
+def test_an_optimistic_url_needs_neither_the_backend_nor_the_state_cache(app: Flask) -> None:
+    # A Cache set up on another app only: this app's state cache cannot be opened.
+    ImageKit(app, cache=Cache(config={"CACHE_TYPE": "SimpleCache"})).register.generator(
+        "tests:own-backend", OptimisticOwnBackend
+    )
+    template = '{{ generateimage("tests:own-backend", source="photos/a.jpg").url }}'
+    with app.test_request_context():
+        for _ in range(2):  # the second render comes from the remembered files
+            url = render_template_string(template)
+            assert re.fullmatch(r"/media/CACHE/images/photos/a/[0-9a-f]+\.jpg", url)
