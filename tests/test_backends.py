@@ -878,3 +878,47 @@ def test_job_for_a_vanished_source_is_not_enqueued_again_at_once(
         state = backend.get_state(file, check_if_unknown=False)
         assert state is CacheFileState.DOES_NOT_EXIST
         assert job_payload(file)["source"]["name"] == "gone.jpg"
+
+
+class ClockedThumb(Thumb):
+    """Moves a fake clock a second into its generation, then records the lock there."""
+
+    clock: t.ClassVar[FakeClock | None] = None
+    watch: t.ClassVar[tuple[t.Any, str] | None] = None
+    seen: t.ClassVar[list[t.Any]] = []
+
+    def generate(self) -> t.Any:
+        assert ClockedThumb.clock is not None
+        assert ClockedThumb.watch is not None
+        ClockedThumb.clock.advance(1.0)
+        cache, key = ClockedThumb.watch
+        ClockedThumb.seen.append(cache.get(key))
+        return super().generate()
+
+
+def test_worker_taking_over_a_lock_about_to_expire_extends_it(
+    media_root: Path, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    cache = PreciseCache(clock)
+    app = make_app(
+        media_root,
+        IMAGEKIT_CACHE_BACKEND=cache,
+        IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=Simple(lock_timeout=30),
+    )
+    ImageKit(app)
+    monkeypatch.setattr(ClockedThumb, "clock", clock)
+    monkeypatch.setattr(ClockedThumb, "seen", [])
+    with app.app_context():
+        file = ImageCacheFile(ClockedThumb(source=source))
+        backend = file.cachefile_backend
+        lock_key = backend.get_lock_key(file)
+        monkeypatch.setattr(ClockedThumb, "watch", (cache, lock_key))
+        # The worker picks the job up when the scheduler's lock has half a second
+        # left; the heartbeat's first renewal is seconds away.
+        assert cache.add(lock_key, "scheduler-token", timeout=30)
+        clock.advance(29.5)
+        assert backend.generate_now(file, token="scheduler-token")
+    # A second into the job the lock is still the scheduler's: taken over, not lapsed.
+    assert ClockedThumb.seen == ["scheduler-token"]
+    assert cache.get(lock_key) is None  # released at the end

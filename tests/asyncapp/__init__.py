@@ -4,7 +4,8 @@ Configured by environment variables so worker processes build the same app:
 ``IK_MEDIA`` (media root), ``IK_REDIS`` (Redis URL for state, broker and queue),
 ``IK_BACKEND`` (``rq`` or ``celery``), ``IK_QUEUE`` (queue name),
 ``IK_LOCK_TIMEOUT`` (seconds), ``IK_SLOW`` (seconds the slow spec sleeps),
-``IK_LOAD_LOG`` (a file each process that builds the app writes its pid to).
+``IK_LOAD_LOG`` (a file each process that builds the app writes its pid to),
+``IK_SLOW_MARK`` (a file the slow spec creates when it starts sleeping).
 Jobs are signed with ``SECRET_KEY``, the same in the test process and its workers.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 import typing as t
+from pathlib import Path
 
 from celery import Celery, Task
 from flask import Flask
@@ -34,6 +36,9 @@ class Sleep:
     """A processor that takes its time, to kill a worker in the middle of a job."""
 
     def process(self, img: Image.Image) -> Image.Image:
+        mark = os.environ.get("IK_SLOW_MARK")
+        if mark:
+            Path(mark).touch()
         time.sleep(float(os.environ.get("IK_SLOW", "3")))
         return img
 

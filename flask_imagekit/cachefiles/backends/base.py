@@ -292,10 +292,15 @@ class CachedFileBackend:
                 self._raise_pending(file)
             if token is None:
                 token = uuid.uuid4().hex
-            elif self._call(file, "lock_holder", self.get_lock_key(file)) != token:
-                token = uuid.uuid4().hex  # the scheduler's lock expired or was replaced
-            else:
+            elif (
+                self._call(file, "refresh", self.get_lock_key(file), token, self.lock_timeout)
+                is True
+            ):
+                # Extended in the same step as checked: a lock taken over moments
+                # before it expires does not lapse before the first heartbeat.
                 return self._generate_locked(file, force, token)
+            else:
+                token = uuid.uuid4().hex  # the scheduler's lock expired or was replaced
             if not (looked_up and held):
                 state, size = self.state_and_size(file, check_if_unknown=False)
                 if not force and state is CacheFileState.EXISTS:
