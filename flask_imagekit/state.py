@@ -17,6 +17,7 @@ from .cachefiles.html import WarningWindows
 from .config import Settings, cachelib_backend
 from .filememo import FileMemo
 from .specs import BaseImageSpec
+from .specs.responsive import candidate_spec
 from .statecache import StateCache
 
 if t.TYPE_CHECKING:
@@ -85,22 +86,27 @@ class AppState(Settings):
         generator_id: str,
         *,
         html_attrs: t.Mapping[str, t.Any] | None = None,
+        candidate: tuple[int | None, str | None] | None = None,
         **generator_kwargs: t.Any,
     ) -> ImageCacheFile:
         """The cache file of the generator registered as ``generator_id``.
 
         The one way from a registry id to a cache file: templates, model fields,
         source signals, the CLI and workers all come through here. The generator
-        is built with ``generator_kwargs``.
+        is built with ``generator_kwargs``; ``candidate``, a ``(width, format)``
+        pair, makes the file the responsive candidate of that generator's output.
         """
         generator = self.registry.get_generator(generator_id, **generator_kwargs)
         if isinstance(generator, BaseImageSpec) and generator.app_state is None:
             generator.app_state = self  # the spec reads its settings from here, not the app
+        if candidate is not None:
+            generator = candidate_spec(generator, *candidate)
         extra = {name: value for name, value in generator_kwargs.items() if name != "source"}
         return ImageCacheFile(
             generator,
             html_attrs=html_attrs,
             generator_id=generator_id,
             generator_kwargs=extra,
+            candidate=candidate,
             app_state=self,
         )

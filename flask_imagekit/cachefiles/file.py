@@ -50,6 +50,7 @@ class ImageCacheFile:
         html_attrs: t.Mapping[str, t.Any] | None = None,
         generator_id: str | None = None,
         generator_kwargs: t.Mapping[str, t.Any] | None = None,
+        candidate: tuple[int | None, str | None] | None = None,
         app_state: AppState | None = None,
     ) -> None:
         self._generator = generator
@@ -59,6 +60,9 @@ class ImageCacheFile:
         self.generator_id = generator_id
         #: The arguments it was built with, besides ``source``.
         self.generator_kwargs = dict(generator_kwargs or {})
+        #: ``(width, format)`` when the file is a responsive candidate of the generator's
+        #: output (see :mod:`flask_imagekit.specs.responsive`), else None.
+        self.candidate = candidate
         # What was given travels with the file (pickling); what was resolved
         # from the generator and the app does not.
         self._given = {
@@ -418,6 +422,7 @@ class ImageCacheFile:
             "html_attrs": self.html_attrs,
             "generator_id": self.generator_id,
             "generator_kwargs": self.generator_kwargs,
+            "candidate": self.candidate,
         }
 
     def __setstate__(self, state: dict[str, t.Any]) -> None:
@@ -426,6 +431,7 @@ class ImageCacheFile:
         self.html_attrs = state["html_attrs"]
         self.generator_id = state["generator_id"]
         self.generator_kwargs = state["generator_kwargs"]
+        self.candidate = state.get("candidate")
         self._reset()
 
 

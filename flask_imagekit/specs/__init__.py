@@ -83,7 +83,8 @@ class BaseImageSpec:
         """The cache file name from the spec's namer (None without a source)."""
         if not self.source:
             return None
-        namer = type(self).cachefile_namer
+        # The class's namer (a function there is not a method); a candidate copies its spec's.
+        namer = self.__dict__.get("cachefile_namer") or type(self).cachefile_namer
         if namer is None:
             namer = self.settings().spec_cachefile_namer
         elif isinstance(namer, str):
