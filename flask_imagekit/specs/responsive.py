@@ -15,7 +15,7 @@ from ..exceptions import ImproperlyConfigured
 from ..processors import ResizeToFit
 from . import ImageSpec
 
-__all__ = ["Candidate", "candidate_spec"]
+__all__ = ["Candidate", "candidate_spec", "candidate_widths"]
 
 
 class Candidate(ImageSpec):
@@ -57,3 +57,17 @@ def candidate_spec(spec: t.Any, width: int | None, format: str | None) -> t.Any:
         )
         raise ImproperlyConfigured(msg)
     return Candidate(spec, width, format)
+
+
+def candidate_widths(widths: t.Iterable[int], full_width: int | None) -> list[int | None]:
+    """The widths to offer of an output ``full_width`` pixels wide, narrowest first.
+
+    Widths at or above the full width are dropped, and the full width itself
+    (``None``: the spec's own output, not scaled) ends the list, so no candidate is
+    ever wider than the spec's output. With the full width unknown, every width is
+    offered as given (a candidate is never upscaled, whatever its width).
+    """
+    unique = sorted({int(width) for width in widths})
+    if full_width is None:
+        return list(unique)
+    return [*(width for width in unique if width < full_width), None]
