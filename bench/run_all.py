@@ -1,7 +1,7 @@
 """Run the whole benchmark suite and summarise the issue's targets.
 
-In order: single generation, templates, memory, batch, colour management, RQ
-workers, hostile inputs (each
+In order: single generation, templates, pictures, on-request serving, memory,
+batch, colour management, RQ workers, hostile inputs, responsive candidates (each
 also runs alone: ``python -m bench.single`` and so on). Every script writes
 ``bench/results/<name>.json``; this one adds ``bench/results/summary.json``.
 
@@ -24,17 +24,31 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import batch, hostile, icc, memory, rq_jobs, single, templates  # noqa: E402
+from bench import (  # noqa: E402
+    batch,
+    hostile,
+    icc,
+    memory,
+    onrequest,
+    pictures,
+    responsive,
+    rq_jobs,
+    single,
+    templates,
+)
 from bench.common import Target, log, target_table, wait_for_idle, write_results  # noqa: E402
 
 SCRIPTS: dict[str, t.Callable[[t.Sequence[str] | None], t.Any]] = {
     "single": single.main,
     "templates": templates.main,
+    "pictures": pictures.main,
+    "onrequest": onrequest.main,
     "memory": memory.main,
     "batch": batch.main,
     "icc": icc.main,
     "rq_jobs": rq_jobs.main,
     "hostile": hostile.main,
+    "responsive": responsive.main,
 }
 
 
@@ -73,7 +87,7 @@ def main(argv: t.Sequence[str] | None = None) -> None:
         if name not in selected:
             continue
         script_args = list(common_args)
-        if name == "templates" and args.no_vips:
+        if name in ("templates", "pictures") and args.no_vips:
             script_args.remove("--no-vips")
         log(f"=== {name} ===")
         begun = time.perf_counter()

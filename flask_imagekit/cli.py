@@ -128,5 +128,22 @@ def list_command() -> None:
         if not groups:
             click.echo(f"{generator_id}  (no source group)")
             continue
+        candidates = _candidates_note(generator_id)
         for group in groups:
-            click.echo(f"{generator_id}  {group!r}  {generation.source_count(group)} sources")
+            count = generation.source_count(group)
+            click.echo(f"{generator_id}  {group!r}  {count} sources{candidates}")
+
+
+def _candidates_note(generator_id: str) -> str:
+    """What ``generate`` makes besides each source's file: the spec's responsive candidates."""
+    factory = current_state().registry.generator_factory(generator_id)
+    widths = getattr(factory, "responsive_widths", None)
+    formats = getattr(factory, "responsive_formats", None)
+    if not widths and not formats:
+        return ""
+    parts = []
+    if widths:
+        parts.append(f" at {', '.join(str(width) for width in sorted(set(widths)))} px")
+    if formats:
+        parts.append(f" in {', '.join(str(fmt).upper() for fmt in formats)} and its own format")
+    return f", each with candidates{''.join(parts)}"

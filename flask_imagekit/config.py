@@ -10,6 +10,7 @@ registry, the state cache, remembered files) is :class:`~flask_imagekit.state.Ap
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -31,7 +32,16 @@ if t.TYPE_CHECKING:
 
     from .protocols import CacheFileBackend, CacheFileStrategy
 
-__all__ = ["DEFAULTS", "Settings", "cachelib_backend", "load_settings"]
+__all__ = [
+    "DEFAULTS",
+    "Settings",
+    "cachelib_backend",
+    "load_settings",
+    "responsive_formats",
+    "responsive_widths",
+]
+
+logger = logging.getLogger("flask_imagekit")
 _KEY_SAFE = re.compile(r"^[!-~]*$")
 _DIMENSIONS = re.compile(r"^(\d+x\d*|x\d+)$")
 
@@ -59,7 +69,15 @@ DEFAULTS: dict[str, t.Any] = {
     "IMAGEKIT_ALLOWED_SOURCE_FORMATS": defaults.ALLOWED_SOURCE_FORMATS,
     "IMAGEKIT_DELETE_ORPHANED_CACHEFILES": False,
     "IMAGEKIT_LOCAL_STATE_TIMEOUT": None,  # None: on (60 s) for caches outside the process
+    "IMAGEKIT_RESPONSIVE_WIDTHS": defaults.RESPONSIVE_WIDTHS,
+    # AVIF then WEBP, less those this Pillow cannot encode (AVIF needs libavif).
+    "IMAGEKIT_RESPONSIVE_FORMATS": defaults.RESPONSIVE_FORMATS,
 }
+
+# Formats a Pillow build may lack an encoder for: named, they are left out, not refused.
+_OPTIONAL_FORMATS = frozenset({"AVIF", "WEBP"})
+# No responsive candidate is wider (a 16K screen at 2x is 15360 pixels wide).
+_MAX_RESPONSIVE_WIDTH = 16_384
 
 # SimpleCache evicts at random past its threshold; state entries are tiny.
 _SIMPLE_CACHE_THRESHOLD = 100_000
@@ -91,6 +109,8 @@ class Settings:
     failure_timeout: int = 60
     delete_orphaned_cachefiles: bool = False
     local_state_timeout: float | None = None
+    responsive_widths: tuple[int, ...] = defaults.RESPONSIVE_WIDTHS
+    responsive_formats: tuple[str, ...] = defaults.RESPONSIVE_FORMATS
     #: Where cache file states live: a cachelib cache, or (Flask-Caching Cache, app).
     cache_source: t.Any = None
 
@@ -295,6 +315,12 @@ def load_settings(app: Flask, cache: t.Any, explicit_cache: bool) -> Settings:
         ),
         delete_orphaned_cachefiles=config["IMAGEKIT_DELETE_ORPHANED_CACHEFILES"],
         local_state_timeout=_local_timeout(config["IMAGEKIT_LOCAL_STATE_TIMEOUT"]),
+        responsive_widths=responsive_widths(
+            "IMAGEKIT_RESPONSIVE_WIDTHS", config["IMAGEKIT_RESPONSIVE_WIDTHS"]
+        ),
+        responsive_formats=responsive_formats(
+            "IMAGEKIT_RESPONSIVE_FORMATS", config["IMAGEKIT_RESPONSIVE_FORMATS"], warn=True
+        ),
         cache_source=cache_source,
     )
 
@@ -318,6 +344,52 @@ def _thumbnail_sizes(value: t.Any) -> frozenset[str] | None:
     if not all(isinstance(size, str) and _DIMENSIONS.match(size) for size in sizes):
         _fail(key, value, expected)
     return frozenset(sizes)
+
+
+def responsive_widths(key: str, value: t.Any) -> tuple[int, ...]:
+    """Validate the widths ``picture()`` offers (``key`` names them in errors); sorted, unique."""
+    expected = (
+        f"a non-empty list of widths in pixels (integers from 1 to {_MAX_RESPONSIVE_WIDTH}), "
+        "such as [480, 800, 1200]"
+    )
+    if isinstance(value, str) or not isinstance(value, t.Iterable):
+        _fail(key, value, expected)
+    widths = list(value)
+    if not widths or not all(
+        type(width) is int and 0 < width <= _MAX_RESPONSIVE_WIDTH for width in widths
+    ):
+        _fail(key, value, expected)
+    return tuple(sorted(set(widths)))
+
+
+def responsive_formats(key: str, value: t.Any, *, warn: bool = False) -> tuple[str, ...]:
+    """Validate the modern formats ``picture()`` offers, best first (``key`` names them).
+
+    A format this Pillow build cannot encode (AVIF without libavif) is left out, with
+    a warning in the log when ``warn``; a name that is no image format is refused.
+    """
+    expected = "a list of image format names a browser knows, such as ['AVIF', 'WEBP']"
+    if isinstance(value, str) or not isinstance(value, t.Iterable):
+        _fail(key, value, expected)
+    names = list(value)
+    if not all(isinstance(name, str) for name in names):
+        _fail(key, value, expected)
+    Image.init()
+    formats = list(dict.fromkeys(name.upper() for name in names))
+    unknown = [fmt for fmt in formats if fmt not in _OPTIONAL_FORMATS and fmt not in Image.SAVE]
+    unknown += [fmt for fmt in formats if fmt in Image.SAVE and fmt not in Image.MIME]
+    if unknown:
+        _fail(key, value, f"{expected} (not image formats this Pillow can write: {unknown})")
+    missing = [fmt for fmt in formats if fmt not in Image.SAVE]
+    if missing and warn:
+        logger.warning(
+            "flask_imagekit: %s names %s, which this Pillow build cannot encode; "
+            "picture() leaves %s out.",
+            key,
+            ", ".join(missing),
+            "it" if len(missing) == 1 else "them",
+        )
+    return tuple(fmt for fmt in formats if fmt in Image.SAVE)
 
 
 def _local_timeout(value: t.Any) -> float | None:

@@ -15,6 +15,8 @@ __all__ = [
     "MAX_DECODE_BYTES",
     "MAX_OUTPUT_PIXELS",
     "MAX_SOURCE_PIXELS",
+    "RESPONSIVE_FORMATS",
+    "RESPONSIVE_WIDTHS",
 ]
 
 #: ``IMAGEKIT_CACHEFILE_DIR``: the prefix of cache file names.
@@ -35,3 +37,13 @@ MAX_DECODE_BYTES = 224 * 2**20
 
 #: ``IMAGEKIT_MAX_OUTPUT_PIXELS``: outputs and intermediates above this are refused.
 MAX_OUTPUT_PIXELS = 25_000_000
+
+#: ``IMAGEKIT_RESPONSIVE_WIDTHS``: the widths ``picture()`` and ``srcset()`` offer, in
+#: pixels (each at most the spec's own output width, which is always offered too).
+RESPONSIVE_WIDTHS: tuple[int, ...] = (480, 800, 1200, 1600)
+
+#: ``IMAGEKIT_RESPONSIVE_FORMATS``: the modern formats ``picture()`` offers before the
+#: spec's own, best first; those this Pillow build cannot encode are left out.
+RESPONSIVE_FORMATS: tuple[str, ...] = tuple(
+    fmt for fmt in ("AVIF", "WEBP") if features.check(fmt.lower())
+)

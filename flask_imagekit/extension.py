@@ -8,24 +8,22 @@ extension never stores an app; each app's resolved settings live in an
 from __future__ import annotations
 
 import logging
-import os
-import posixpath
 import typing as t
 import weakref
-from urllib.parse import unquote, urlsplit
 
-from flask import Flask, Response, request, send_file
-from werkzeug.exceptions import NotFound
+from flask import Flask
 
+from .cachefiles.onrequest import check_app
+from .cachefiles.strategies import OnRequest
 from .cli import imagekit_cli
 from .config import DEFAULTS, load_settings
 from .events import connect_source_signals
-from .exceptions import ImproperlyConfigured, SuspiciousName
+from .exceptions import ImproperlyConfigured
 from .globals import STATE_KEY, current_state, current_state_or_none
 from .models import listen as listen_to_db
 from .registry import Register, Registry, Unregister, default_registry
+from .serving import add_media_route
 from .state import AppState
-from .storage import FileSystemStorage, clean_name, is_temporary_name
 from .templating import init_templating
 
 if t.TYPE_CHECKING:
@@ -35,30 +33,6 @@ if t.TYPE_CHECKING:
 __all__ = ["ImageKit", "current_state", "current_state_or_none"]
 
 logger = logging.getLogger(__name__)
-
-#: Browsers may keep cache files this long (their names change with the spec).
-CACHEFILE_MAX_AGE = 365 * 24 * 3600
-
-#: The only files the media route shows inline, by extension; anything else is a download.
-MEDIA_INLINE_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".jpe": "image/jpeg",
-    ".jfif": "image/jpeg",
-    ".png": "image/png",
-    ".apng": "image/apng",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".avifs": "image/avif",
-}
-
-#: Sent with every response of the media route: an uploaded SVG or HTML file must
-#: never run as a page of the app's origin.
-MEDIA_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; sandbox",
-}
 
 
 class ImageKit:
@@ -107,11 +81,13 @@ class ImageKit:
         # Without db=, a Flask-SQLAlchemy already set up on the app is the one.
         db = db or self.db or app.extensions.get("sqlalchemy")
         state = AppState.build(settings, self.registry, db)
+        if isinstance(state.cachefile_strategy, OnRequest):
+            check_app(app, state)  # a secret to sign with, a route to generate in
         self._states[app] = state
         app.extensions["imagekit"] = self
         app.extensions[STATE_KEY] = state
         if state.serve_media:
-            _add_media_route(app, state)
+            add_media_route(app, state)
         init_templating(app)
         app.cli.add_command(imagekit_cli)
         connect_source_signals()
@@ -125,58 +101,3 @@ class ImageKit:
         except KeyError:
             msg = f"ImageKit was not initialised on {app!r}; call imagekit.init_app(app)."
             raise ImproperlyConfigured(msg) from None
-
-
-def _add_media_route(app: Flask, state: AppState) -> None:
-    """Serve the files under the media root at the path of ``IMAGEKIT_MEDIA_URL``.
-
-    Only regular files that lie inside the root once symlinks are resolved, and are
-    not the temporary file of a save; images inline, anything else as a download.
-    """
-    # Only the URL's path matters: an absolute URL names a CDN that pulls from the app.
-    base = unquote(urlsplit(state.media_url).path).strip("/")
-    base = f"/{base}" if base else ""
-    cache_prefix = state.cachefile_dir + "/"
-    storage = FileSystemStorage(state.media_root, state.media_url)
-
-    def imagekit_media(filename: str) -> Response:
-        try:
-            name = clean_name(filename)
-            path = os.path.realpath(storage.path(name))
-        except SuspiciousName:
-            raise NotFound() from None
-        # storage.path() checked the name; this checks the very path that is opened,
-        # in case a symlink changed in between.
-        root = os.path.normcase(os.path.realpath(storage.location)).rstrip(os.sep)
-        inside = os.path.normcase(path).startswith(root + os.sep)
-        if not inside or is_temporary_name(name) or is_temporary_name(os.path.basename(path)):
-            raise NotFound()
-        if not os.path.isfile(path):
-            raise NotFound()
-        mimetype = MEDIA_INLINE_TYPES.get(posixpath.splitext(name)[1].lower())
-        max_age = CACHEFILE_MAX_AGE if name.startswith(cache_prefix) else None
-        try:
-            return send_file(
-                path,
-                mimetype=mimetype or "application/octet-stream",
-                as_attachment=mimetype is None,
-                download_name=posixpath.basename(name),
-                conditional=True,
-                etag=True,
-                max_age=max_age,
-            )
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound() from None  # Deleted since the check above.
-
-    def add_media_headers(response: Response) -> Response:
-        rule = request.url_rule
-        if rule is not None:
-            ours = rule.endpoint == "imagekit_media"
-        else:  # Not routed (404, 405, redirect): judge by the path.
-            ours = bool(base) and (request.path == base or request.path.startswith(f"{base}/"))
-        if ours:
-            response.headers.update(MEDIA_HEADERS)
-        return response
-
-    app.add_url_rule(f"{base}/<path:filename>", "imagekit_media", imagekit_media)
-    app.after_request(add_media_headers)

@@ -7,7 +7,8 @@ object is kept for ``ttl`` seconds and handed out again; it keeps its rendered
 ``<img>`` tag, and the strategy still runs on every use (JustInTime checks the
 state, Optimistic nothing). An entry is valid for one *epoch* of the app's state
 cache: any state written in the process (a generation, a failure, a deletion)
-starts a new one.
+starts a new one. What is derived from such a file (a ``<picture>``'s markup) is
+remembered on the same terms, under a key with the rest of its arguments.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class FileMemo:
     def __init__(self, ttl: float = 60.0, max_entries: int = 20_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[tuple[t.Any, ...], tuple[ImageCacheFile, float, int]] = {}
+        self._entries: dict[tuple[t.Any, ...], tuple[t.Any, float, int]] = {}
 
     def key(
         self,
@@ -72,20 +73,26 @@ class FileMemo:
         generator_id: str,
         kwargs: t.Mapping[str, t.Any],
         attrs: t.Mapping[str, t.Any] | None,
+        extra: tuple[t.Any, ...] = (),
     ) -> tuple[t.Any, ...] | None:
-        """The memo key of a request for a file, or None when it cannot be remembered."""
+        """The memo key of a request for a file, or None when it cannot be remembered.
+
+        ``extra``: more arguments of a request for something derived from the file
+        (plain values, or lists of them).
+        """
         if not self.ttl:
             return None
         # Keyword order is part of the key: another order is a miss, never a wrong hit.
         try:
             arguments = tuple([(name, _plain(value)) for name, value in kwargs.items()])
             html = tuple([(name, _plain(value)) for name, value in attrs.items()]) if attrs else ()
+            more = tuple([_plain(value) for value in extra])
         except TypeError:
             return None
-        return (generator_id, registry.total_version, arguments, html)
+        return (generator_id, registry.total_version, arguments, html, *more)
 
-    def get(self, key: tuple[t.Any, ...], epoch: int) -> ImageCacheFile | None:
-        """The file remembered for ``key`` in ``epoch``, if still fresh."""
+    def get(self, key: tuple[t.Any, ...], epoch: int) -> t.Any:
+        """The file (or what was derived from it) remembered for ``key`` in ``epoch``."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -94,11 +101,15 @@ class FileMemo:
             return None
         return entry[0]
 
-    def put(self, key: tuple[t.Any, ...], file: ImageCacheFile, epoch: int) -> None:
+    def put(
+        self, key: tuple[t.Any, ...], file: ImageCacheFile, epoch: int, value: t.Any = None
+    ) -> None:
         """Remember ``file`` for ``epoch`` if its spec's output depends only on the key.
 
-        Files of specs that name a backend of their own are not remembered: it
-        may keep its states in a cache whose epoch the app's does not follow.
+        With ``value``, remember that instead: something derived from ``file``
+        alone, on the same terms. Files of specs that name a backend of their own
+        are not remembered: it may keep its states in a cache whose epoch the app's
+        does not follow.
         """
         generator_class: type = type(file.generator)
         if not is_static_spec(generator_class):
@@ -107,7 +118,7 @@ class FileMemo:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = (file, time.monotonic() + self.ttl, epoch)
+        self._entries[key] = (file if value is None else value, time.monotonic() + self.ttl, epoch)
 
     def clear(self) -> None:
         """Forget everything."""

@@ -26,13 +26,11 @@ import typing as t
 from flask import Flask, current_app
 from flask.cli import ScriptInfo
 
-from .cachefiles import ImageCacheFile
-from .cachefiles.backends import AsyncBackend
-from .exceptions import GenerationError, ImageKitError, ImproperlyConfigured
+from .exceptions import GenerationError, ImproperlyConfigured
 from .globals import current_state
 from .imaging import set_resize_threads
+from .sourcefiles import Outcome, failure_reason, generate_source
 from .sources import SourceFile, as_source
-from .specs import ImageSpec, prepare_specs
 
 __all__ = [
     "START_METHOD_ENV",
@@ -120,20 +118,6 @@ def source_count(group: t.Any) -> int:
     return total
 
 
-# One source -------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Outcome:
-    """What happened to one source's cache files."""
-
-    source: str
-    generated: int = 0
-    existed: int = 0
-    #: (generator id, reason) of each cache file that failed.
-    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-
-
 @dataclasses.dataclass
 class Summary:
     """What a run did, over all of its sources."""
@@ -150,72 +134,6 @@ class Summary:
         self.generated += outcome.generated
         self.existed += outcome.existed
         self.failures.extend((outcome.source, gid, reason) for gid, reason in outcome.failures)
-
-
-def generate_source(
-    generator_ids: t.Sequence[str], source: SourceFile, *, force: bool, enqueue: bool = False
-) -> Outcome:
-    """Generate the cache files of ``source`` for every id, decoding it once.
-
-    With ``enqueue``, send each file's job to its (async) backend instead.
-    """
-    outcome = Outcome(source=source.name or repr(source))
-    files: list[tuple[str, ImageCacheFile]] = []
-    state = current_state()
-    for generator_id in generator_ids:
-        try:
-            file = state.cachefile(generator_id, source=source)
-            if not force and file.cachefile_backend.exists(file):
-                outcome.existed += 1
-            else:
-                files.append((generator_id, file))
-        except Exception as exc:
-            outcome.failures.append((generator_id, _reason(exc)))
-    if enqueue:
-        _tally(outcome, files, lambda file: _enqueue(file, force))
-        return outcome
-    specs = [file.generator for _, file in files if isinstance(file.generator, ImageSpec)]
-    if len(specs) > 1:
-        try:
-            prepare_specs(specs)
-        except Exception as exc:
-            outcome.failures.extend((generator_id, _reason(exc)) for generator_id, _ in files)
-            return outcome
-    _tally(outcome, files, lambda file: file.cachefile_backend.generate_now(file, force=force))
-    return outcome
-
-
-def _tally(
-    outcome: Outcome,
-    files: list[tuple[str, ImageCacheFile]],
-    action: t.Callable[[ImageCacheFile], bool],
-) -> None:
-    """Run ``action`` on each file: True counts as done, False as already there."""
-    for generator_id, file in files:
-        try:
-            if action(file):
-                outcome.generated += 1
-            else:
-                outcome.existed += 1
-        except Exception as exc:
-            outcome.failures.append((generator_id, _reason(exc)))
-
-
-def _enqueue(file: ImageCacheFile, force: bool) -> bool:
-    backend = file.cachefile_backend
-    if not isinstance(backend, AsyncBackend):
-        msg = (
-            f"--enqueue needs an async cache file backend (Celery or RQ), not {backend!r}; "
-            "set IMAGEKIT_DEFAULT_CACHEFILE_BACKEND or drop --enqueue."
-        )
-        raise ImageKitError(msg)
-    return backend.enqueue(file, force=force)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ImageKitError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 # Every source -----------------------------------------------------------------------------
@@ -282,13 +200,15 @@ def _work(ids: t.Sequence[str]) -> t.Iterator[WorkItem]:
                 try:
                     source = _source_of(item)
                 except Exception as exc:
-                    failures = [(gid, _reason(exc)) for gid in group_ids]
+                    failures = [(gid, failure_reason(exc)) for gid in group_ids]
                     yield tuple(group_ids), Outcome(source=repr(item), failures=failures)
                     continue
                 if source:
                     yield tuple(group_ids), source
         except Exception as exc:
-            failures = [(gid, f"listing the sources failed: {_reason(exc)}") for gid in group_ids]
+            failures = [
+                (gid, f"listing the sources failed: {failure_reason(exc)}") for gid in group_ids
+            ]
             yield tuple(group_ids), Outcome(source=repr(group), failures=failures)
 
 

@@ -40,7 +40,6 @@ from .payloads import (
     job_signer,
     parse_job,
 )
-from .sources import SourceFile
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -119,16 +118,9 @@ def _verified(payload: t.Any) -> dict[str, t.Any]:
 
 
 def _run(job: Job) -> str:
-    kwargs: dict[str, t.Any] = dict(job.kwargs)
     file: ImageCacheFile | None = None
     try:
-        if job.source is not None:
-            source = job.source
-            if job.row is not None:
-                row = _load_row(*job.row)
-                source = SourceFile(source.name, attname=source.attname, instance=row)
-            kwargs["source"] = source
-        file = current_state().cachefile(job.generator_id, **kwargs)
+        file = job.reference.cachefile(current_state())
         generated = file.cachefile_backend.generate_now(file, force=job.force, token=job.token)
     except MissingSource as exc:
         logger.error("flask_imagekit: job for %r skipped: %s", job.name, exc)
@@ -156,11 +148,6 @@ def _run(job: Job) -> str:
 
 def _generator_of(file: ImageCacheFile | None) -> t.Any:
     return file.generator if file is not None else None
-
-
-def _load_row(cls: type, identity: tuple[t.Any, ...]) -> t.Any:
-    db = current_state().db or current_app.extensions["sqlalchemy"]
-    return db.session.get(cls, identity)
 
 
 def _record_failure(generator: t.Any, name: str, token: str, error: BaseException) -> None:

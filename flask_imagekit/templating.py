@@ -1,8 +1,10 @@
-"""Jinja globals: ``generateimage`` and ``thumbnail``.
+"""Jinja globals: ``generateimage``, ``thumbnail``, ``picture`` and ``srcset``.
 
-Both return the cache file; rendering it gives ``<img src width height>`` (with
-``attrs`` added, escaped), and ``{% set th = ... %}`` gives ``th.url``,
-``th.width`` and ``th.height``.
+``generateimage`` and ``thumbnail`` return the cache file; rendering it gives
+``<img src width height>`` (with ``attrs`` added, escaped), and
+``{% set th = ... %}`` gives ``th.url``, ``th.width`` and ``th.height``.
+``picture`` and ``srcset`` (see :mod:`flask_imagekit.pictures`) give a spec's
+output at several widths and formats.
 """
 
 from __future__ import annotations
@@ -14,13 +16,21 @@ import typing as t
 from .cachefiles import ImageCacheFile
 from .exceptions import ImproperlyConfigured
 from .globals import current_state
+from .pictures import picture, srcset
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
     from .state import AppState
 
-__all__ = ["generateimage", "init_templating", "parse_dimensions", "thumbnail"]
+__all__ = [
+    "generateimage",
+    "init_templating",
+    "parse_dimensions",
+    "picture",
+    "srcset",
+    "thumbnail",
+]
 
 THUMBNAIL_GENERATOR_ID = "imagekit:thumbnail"
 _DIMENSIONS = re.compile(r"^(\d*)x(\d*)$")
@@ -51,7 +61,7 @@ def file_for(
     if key is None:
         return state.cachefile(generator_id, html_attrs=attrs, **generator_kwargs)
     epoch = state.states_epoch
-    file = memo.get(key, epoch)
+    file: ImageCacheFile | None = memo.get(key, epoch)
     if file is None:
         file = state.cachefile(generator_id, html_attrs=attrs, **generator_kwargs)
         memo.put(key, file, epoch)
@@ -117,4 +127,6 @@ def thumbnail(
 
 def init_templating(app: Flask) -> None:
     """Add the globals to ``app``'s Jinja environment."""
-    app.jinja_env.globals.update(generateimage=generateimage, thumbnail=thumbnail)
+    app.jinja_env.globals.update(
+        generateimage=generateimage, thumbnail=thumbnail, picture=picture, srcset=srcset
+    )

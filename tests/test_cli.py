@@ -552,6 +552,25 @@ def test_list(app: Flask, imagekit: ImageKit, media_root: Path) -> None:
     assert cache_files(media_root) == []  # listing generates nothing
 
 
+def test_list_shows_the_responsive_candidates_of_a_spec(
+    app: Flask, imagekit: ImageKit, media_root: Path
+) -> None:
+    class Responsive(Small):
+        responsive_widths = [100, 50]
+        responsive_formats = ["AVIF", "WEBP"]
+
+    imagekit.register.generator("myapp:responsive", Responsive)
+    imagekit.register.source_group("myapp:responsive", Group(["a", "b"], "photos"))
+    result = invoke(app, "list")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert (
+        "myapp:responsive  Group('photos')  2 sources, each with candidates at 50, 100 px "
+        "in AVIF, WEBP and its own format"
+    ) in lines
+    assert cache_files(media_root) == []
+
+
 # The documentation's JpegsInADirectory ---------------------------------------------------
 
 

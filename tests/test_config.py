@@ -8,6 +8,7 @@ through ``app.extensions["imagekit.state"]`` and ``current_state()``.
 
 from __future__ import annotations
 
+import logging
 import typing as t
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from cachelib import FileSystemCache, NullCache, SimpleCache
 from flask import Flask
 from flask_caching import Cache
+from PIL import Image, features
 
 from flask_imagekit import ImageKit, ImageSpec
 from flask_imagekit.cachefiles import ImageCacheFile, namers
@@ -132,6 +134,10 @@ def test_default_settings_resolve_to_the_documented_objects(tmp_path: Path) -> N
     assert state.thumbnail_sizes is None
     assert state.placeholder is None
     assert state.serve_media is True
+    assert state.responsive_widths == (480, 800, 1200, 1600)
+    assert state.responsive_formats == tuple(
+        fmt for fmt in ("AVIF", "WEBP") if features.check(fmt.lower())
+    )
 
 
 def test_media_root_defaults_to_the_instance_folder(tmp_path: Path) -> None:
@@ -187,6 +193,19 @@ def test_media_root_may_be_a_path_object(tmp_path: Path) -> None:
         ("IMAGEKIT_LOCAL_STATE_TIMEOUT", -1),
         ("IMAGEKIT_LOCAL_STATE_TIMEOUT", True),
         ("IMAGEKIT_LOCAL_STATE_TIMEOUT", "60"),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", None),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", "480,800"),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", []),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", [480, 0]),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", [480, -1]),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", [480.5]),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", ["480"]),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", [True]),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", [100_000]),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", None),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", "AVIF"),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", ["AVIF", "JPEG-XL"]),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", ["WEBP", 5]),
     ],
     ids=repr,
 )
@@ -290,6 +309,9 @@ def test_thumbnail_sizes_are_validated_at_init(app: Flask, value: object) -> Non
             "allowed_source_formats",
             ("PNG", "GIF"),
         ),
+        ("IMAGEKIT_RESPONSIVE_WIDTHS", (800, 480, 800), "responsive_widths", (480, 800)),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", ["webp", "Png"], "responsive_formats", ("WEBP", "PNG")),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", [], "responsive_formats", ()),
     ],
 )
 def test_good_values_are_resolved(
@@ -298,6 +320,21 @@ def test_good_values_are_resolved(
     app = make_app(tmp_path, **{key: value})
     ImageKit(app)
     assert getattr(state_of(app), attribute) == expected
+
+
+def test_a_responsive_format_this_pillow_cannot_encode_is_left_out_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    Image.init()
+    monkeypatch.delitem(Image.SAVE, "AVIF", raising=False)  # a Pillow built without libavif
+    app = make_app(tmp_path, IMAGEKIT_RESPONSIVE_FORMATS=["AVIF", "WEBP"])
+    with caplog.at_level(logging.WARNING, logger="flask_imagekit"):
+        ImageKit(app)
+    assert state_of(app).responsive_formats == ("WEBP",)
+    assert any(
+        "IMAGEKIT_RESPONSIVE_FORMATS" in record.getMessage() and "AVIF" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 def test_a_callable_placeholder_is_kept_as_is(tmp_path: Path) -> None:

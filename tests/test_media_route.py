@@ -332,3 +332,32 @@ def test_absolute_media_url_is_not_served_when_serving_is_off(tmp_path: Path) ->
     ImageKit(app)
     assert "imagekit_media" not in app.view_functions
     assert get(app, "/media/photos/cat.jpg").status_code == 404
+
+
+# On-request tokens ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["?ik=", "?ik=garbage", "?ik=a.b.c&x=1", "?x=1"])
+def test_an_existing_file_is_served_whatever_its_query(served: Flask, query: str) -> None:
+    response = get(served, f"/media/CACHE/images/x.jpg{query}")
+    assert response.status_code == 200
+    assert response.data == b"cached"
+    assert response.cache_control.max_age == ONE_YEAR
+    assert_inert(response)
+
+
+@pytest.mark.parametrize("query", ["", "?ik=", "?ik=garbage", "?ik=eyJnIjoieCJ9.c2ln"])
+def test_a_missing_file_without_a_valid_token_is_a_404_that_makes_nothing(
+    app: Flask, media_root: Path, query: str
+) -> None:
+    app.config.update(
+        SECRET_KEY="media-route-tests",
+        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY="flask_imagekit.cachefiles.strategies.OnRequest",
+    )
+    ImageKit(app)
+    (media_root / "photos").mkdir()
+    (media_root / "photos" / "cat.jpg").write_bytes(b"jpeg bytes")
+    response = get(app, f"/media/CACHE/images/photos/cat/0123abcd.jpg{query}")
+    assert response.status_code == 404
+    assert_inert(response)
+    assert not (media_root / "CACHE").exists()

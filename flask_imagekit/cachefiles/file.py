@@ -19,8 +19,8 @@ from .html import (
     size_from_attributes,
     tag,
 )
-from .output import read_size
-from .strategies import resolve_strategy
+from .sizing import measure
+from .strategies import SizeUnknown, resolve_strategy
 
 if t.TYPE_CHECKING:
     from ..protocols import CacheFileBackend, CacheFileStrategy
@@ -82,6 +82,7 @@ class ImageCacheFile:
         self._app_state = app_state
         self._size: tuple[int, int] | None = None
         self._markup: str | None = None
+        self._shown_url: str | None = None
 
     # What the file is -------------------------------------------------------------
 
@@ -188,7 +189,12 @@ class ImageCacheFile:
     def _url(self) -> str:
         name = self.name
         self._require_existence()
-        return self.storage.url(name)
+        url = self._shown_url
+        if url is None:
+            # The strategy may show a file otherwise (OnRequest signs its URL: once).
+            make = getattr(self.cachefile_strategy, "file_url", None)
+            url = self._shown_url = self.storage.url(name) if make is None else make(self)
+        return url
 
     @property
     def path(self) -> str:
@@ -209,6 +215,8 @@ class ImageCacheFile:
             should_verify = getattr(self.cachefile_strategy, "should_verify_existence", None)
             backend = self.cachefile_backend
             if should_verify is not None and not should_verify(self):
+                if getattr(self.cachefile_strategy, "generates_on_request", False):
+                    return True
                 # Assumed to exist, unless a worker has yet to make it.
                 return not (getattr(backend, "is_async", False) and backend.is_pending(self))
             return bool(backend.exists(self))
@@ -239,35 +247,10 @@ class ImageCacheFile:
 
     def _read_size(self) -> tuple[int, int]:
         size = self._size
-        if size is not None:
-            return size
-        self._require_content()
-        size = self._size  # the strategy may have just generated it
-        if size is not None:
-            return size
-        backend = self.cachefile_backend
-        size = backend.dimensions(self)
         if size is None:
-            try:
-                size = self._read_stored_size()
-            except FileNotFoundError:
-                # Assumed to exist (Optimistic) but missing: make it now.
-                self.generate()
-                try:
-                    size = self._size or self._read_stored_size()
-                except FileNotFoundError as exc:
-                    msg = (
-                        f"{self.name!r} does not exist yet (its backend {backend!r} may "
-                        "still be generating it), so its size is unknown."
-                    )
-                    raise MissingCacheFile(msg) from exc
-            backend.remember_dimensions(self, size)
-        self._note_size(size)
+            size = measure(self)
+            self._note_size(size)
         return size
-
-    def _read_stored_size(self) -> tuple[int, int]:
-        with self.storage.open(self.name, "rb") as fp:
-            return read_size(fp)
 
     def _note_size(self, size: tuple[int, int]) -> None:
         """Record the size the backend reported; another size drops the kept markup."""
@@ -349,6 +332,8 @@ class ImageCacheFile:
             if not sized:
                 with for_page():
                     width, height = self._read_size()
+        except SizeUnknown:
+            return tag([f'src="{escape(url)}"'], attrs), False  # sized once it exists
         except MissingCacheFile:
             # Pending on a worker or under another process's lock.
             if self.app_state.raise_errors:

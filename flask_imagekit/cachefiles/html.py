@@ -1,4 +1,5 @@
-"""Markup of cache files: ``<img>`` tags, placeholders, and the warnings of images that fail.
+"""Markup of cache files: ``<img>`` and ``<source>`` tags, placeholders, and the
+warnings of images that fail.
 
 In production a file that cannot be shown renders a placeholder (the built-in
 one is a neutral inline SVG sized like the file), with one warning per file and
@@ -28,10 +29,13 @@ from ..exceptions import (
 __all__ = [
     "PER_IMAGE_ERRORS",
     "WarningWindows",
+    "blur_style",
     "builtin_placeholder",
     "check_attributes",
     "placeholder_tag",
     "size_from_attributes",
+    "source_tag",
+    "srcset_entry",
     "tag",
 ]
 
@@ -46,6 +50,12 @@ PER_IMAGE_ERRORS: tuple[type[ImageKitError], ...] = (
 )
 
 _INVALID_ATTRIBUTE = re.compile(r"[\s/>=\"'<]", re.ASCII)
+# An image as a data URI: what a blurred preview may be.
+_IMAGE_DATA_URI = re.compile(r"data:image/[a-z0-9.+-]+[;,]", re.ASCII | re.IGNORECASE)
+# What may stay as it is in an unquoted CSS url() (no quotes, parentheses, backslashes
+# or spaces); anything else is percent-encoded, which a data URI decodes back.
+_CSS_URL_SAFE = "/:;,=+-._~%"
+_WHITESPACE = re.compile(r"\s")
 
 
 class WarningWindows:
@@ -118,3 +128,29 @@ def placeholder_tag(
     if size is not None and "width" not in attrs and "height" not in attrs:
         parts.append(f'width="{size[0]}" height="{size[1]}"')
     return tag(parts, attrs)
+
+
+def srcset_entry(url: str, width: int) -> str:
+    """``"URL 480w"``: one candidate of a ``srcset``, its URL safe to split on spaces."""
+    if _WHITESPACE.search(url):
+        url = _WHITESPACE.sub(lambda match: quote(match.group()), url)
+    return f"{url} {width}w"
+
+
+def source_tag(mime: str, srcset: str, sizes: str) -> str:
+    """``<source type=.. srcset=.. sizes=..>``, the values escaped."""
+    return f'<source type="{escape(mime)}" srcset="{escape(srcset)}" sizes="{escape(sizes)}">'
+
+
+def blur_style(preview: str, style: t.Any = None) -> str | None:
+    """CSS showing ``preview`` behind an ``<img>`` until the image covers it.
+
+    ``preview`` must be an image ``data:`` URI (anything else gives None); it goes
+    in an unquoted ``url()`` percent-encoded where it could end the ``url()`` or the
+    declaration. ``style``, the tag's own, comes after, so its declarations win.
+    The result is escaped as any attribute value when the tag is written.
+    """
+    if not isinstance(preview, str) or not _IMAGE_DATA_URI.match(preview):
+        return None
+    own = f"background-size:cover;background-image:url({quote(preview, safe=_CSS_URL_SAFE)})"
+    return f"{own};{style}" if style else own

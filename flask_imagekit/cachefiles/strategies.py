@@ -5,6 +5,22 @@ file: ``on_existence_required``, ``on_content_required``, ``on_source_created``,
 ``on_source_changed``, ``on_source_deleted``, ``on_source_saved`` (created or
 changed), and optionally ``should_verify_existence(file) -> bool``. A dict of
 such callbacks or a callable returning a strategy works too.
+
+A strategy may also say how a file is shown before it exists:
+``file_url(file) -> str`` (the URL pages show), ``expected_size(file)`` (its size,
+see :func:`~flask_imagekit.cachefiles.onrequest.expected_size`) and
+``generates_on_request = True`` (``bool()`` is true without asking anything), as
+:class:`OnRequest` does.
+
+Which to choose:
+
+==========  ===========================  ==============================  ======================
+strategy    a page showing new images    files are made                  needs
+==========  ===========================  ==============================  ======================
+JustInTime  waits for each generation    while the page renders          nothing
+Optimistic  instant; broken until made   on source save, or by the CLI   model fields or the CLI
+OnRequest   instant, sized               at a browser's first GET        SECRET_KEY, media route
+==========  ===========================  ==============================  ======================
 """
 
 from __future__ import annotations
@@ -13,11 +29,21 @@ import typing as t
 
 from ..exceptions import ImproperlyConfigured
 from ..importing import resolve
+from .backends.states import for_page
+from .onrequest import SizeUnknown, expected_size, on_request_url
 
 if t.TYPE_CHECKING:
     from . import ImageCacheFile
 
-__all__ = ["CALLBACKS", "DictStrategy", "JustInTime", "Optimistic", "resolve_strategy"]
+__all__ = [
+    "CALLBACKS",
+    "DictStrategy",
+    "JustInTime",
+    "OnRequest",
+    "Optimistic",
+    "SizeUnknown",
+    "resolve_strategy",
+]
 
 CALLBACKS = (
     "on_existence_required",
@@ -62,6 +88,51 @@ class Optimistic:
 
     def __repr__(self) -> str:
         return "Optimistic()"
+
+
+class OnRequest:
+    """Generate a file when a browser first asks for it; pages never wait.
+
+    ``url``, ``bool()`` and rendering do no storage and no state cache I/O for the
+    URL: a file is shown at its URL plus a signed token (see
+    :mod:`flask_imagekit.cachefiles.onrequest`), and the media route makes it on
+    the first GET, under the backend's lock (inline, whatever the backend: the
+    browser is waiting), then serves it, or redirects to it in a remote storage.
+    ``width``/``height`` come from the state, or before the file exists from its
+    source's header; they are left out of the ``<img>`` when they cannot be
+    foreseen. Reading the file's bytes (``open()``, ``read()``) generates it now.
+
+    Files a token cannot name (an upload, a path, a generator not built by its
+    registry id) are generated just in time, as :class:`JustInTime` does. Needs
+    the app's ``SECRET_KEY`` and the media route (``IMAGEKIT_SERVE_MEDIA``).
+    """
+
+    #: Files count as available: they are made when asked for.
+    generates_on_request = True
+
+    def file_url(self, file: ImageCacheFile) -> str:
+        """The URL of ``file``, with its token; a file a token cannot name is made now."""
+        url = on_request_url(file)
+        if url is None:
+            with for_page():
+                file.generate()
+            url = file.storage.url(file.name)
+        return url
+
+    def expected_size(self, file: ImageCacheFile) -> tuple[int, int] | None:
+        """The size of ``file`` without generating it (see ``onrequest.expected_size``)."""
+        return expected_size(file)
+
+    def on_content_required(self, file: ImageCacheFile) -> None:
+        """Generate ``file`` unless its state says it exists: its bytes are needed now."""
+        file.generate()
+
+    def should_verify_existence(self, file: ImageCacheFile) -> bool:
+        """Never check: the file is made when it is asked for."""
+        return False
+
+    def __repr__(self) -> str:
+        return "OnRequest()"
 
 
 class DictStrategy:

@@ -14,9 +14,9 @@ small image), no profile, EXIF, XMP or comments written.
 
 One concept per submodule, each importing only those listed before it:
 ``limits`` (defaults), ``jpeg`` (progressive scans), ``opening``, ``resampling``,
-``colour`` (ICC), ``encoding``, ``budgets``, ``planning`` (the fast path) and
-``decoding``. Orientation lives in :mod:`flask_imagekit.processors.orientation`,
-shared with the ``Transpose`` processor.
+``colour`` (ICC), ``encoding``, ``preview`` (blur previews), ``budgets``,
+``planning`` (the fast path) and ``decoding``. Orientation lives in
+:mod:`flask_imagekit.processors.orientation`, shared with the ``Transpose`` processor.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .jpeg import MAX_JPEG_SCANS
 from .limits import DEFAULT_ALLOWED_FORMATS, DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_OUTPUT_PIXELS
 from .opening import decode_cost, load_pixels, open_image
 from .planning import DRAFT_MARGIN
+from .preview import MAX_PREVIEW_LENGTH, blur_preview
 from .resampling import resize, set_resize_threads
 
 __all__ = [
@@ -39,7 +40,9 @@ __all__ = [
     "DRAFT_MARGIN",
     "ENCODER_DEFAULTS",
     "MAX_JPEG_SCANS",
+    "MAX_PREVIEW_LENGTH",
     "MAX_KEPT_ICC_PROFILE_BYTES",
+    "blur_preview",
     "check_pipeline",
     "decode",
     "decode_cost",

@@ -11,31 +11,24 @@ import functools
 import io
 import typing as t
 
-from PIL import Image
-
 from .. import defaults
 from ..exceptions import (
     GenerationError,
-    ImageKitError,
     ImproperlyConfigured,
     MissingSource,
     UnknownFormat,
 )
 from ..formats import WEB_FORMATS, format_for_name, format_to_extension, sniff_format
 from ..globals import current_state, current_state_or_none
-from ..imaging import (
-    check_pipeline,
-    decode_many,
-    load_pixels,
-    open_image,
-    save_image,
-)
+from ..imaging import open_image, save_image
 from ..importing import resolve
-from ..processors.base import image_bytes, processor_cost
 from ..sources import SourceFile, as_source
 from .hashing import canonical, digest
+from .sharing import Limits, Share, share_decode
 
 if t.TYPE_CHECKING:
+    from PIL import Image
+
     from ..state import AppState
 
 __all__ = [
@@ -74,7 +67,7 @@ class BaseImageSpec:
     def __getstate__(self) -> dict[str, t.Any]:
         # The app state stays with its app; a shared decode stays in its process.
         state = dict(self.__dict__)
-        for key in ("app_state", "_decoded", "_decode_group"):
+        for key in ("app_state", "_share", "_decode_group"):
             state.pop(key, None)
         return state
 
@@ -118,6 +111,15 @@ class ImageSpec(BaseImageSpec):
     autoconvert: bool = True
     auto_orient: bool = True
     keep_icc_profile: bool = False
+    #: Encoder options of the responsive candidates in other formats than the
+    #: spec's own, by format: ``{"AVIF": {"quality": 50}, "WEBP": {...}}``
+    #: (``options`` apply to the spec's own format).
+    format_options: t.Mapping[str, t.Mapping[str, t.Any]] | None = None
+    #: The widths of the responsive candidates ``flask imagekit generate`` makes
+    #: (those narrower than the spec's output); None: none.
+    responsive_widths: t.Sequence[int] | None = None
+    #: Their formats besides the spec's own, such as ``["AVIF", "WEBP"]``; None: none.
+    responsive_formats: t.Sequence[str] | None = None
 
     def output_format(self, sniffed: str | None = None) -> str:
         """The format this spec encodes to: ``format``, or one chosen from the source name.
@@ -191,6 +193,15 @@ class ImageSpec(BaseImageSpec):
             *([True] if self.keep_icc_profile else []),
         ]
 
+    def processing(self) -> tuple[list[t.Any], tuple[t.Any, ...]]:
+        """The processors, as (the spec's own, a final downscale of a candidate).
+
+        Specs generated together share what they have in common: the image made
+        by equal first parts is made once, then each final downscale once for
+        every format of that width (see :mod:`flask_imagekit.specs.sharing`).
+        """
+        return list(self.processors or ()), ()
+
     def generate(self) -> io.BytesIO:
         """Open the source, run the processors and encode; return a BytesIO.
 
@@ -202,76 +213,58 @@ class ImageSpec(BaseImageSpec):
         if not source:
             msg = f"{type(self).__name__} has no source image. Pass source=... to the spec."
             raise MissingSource(msg)
-        prepared = self.__dict__.pop("_decoded", None)
-        if prepared is None:
+        share: Share | None = self.__dict__.pop("_share", None)
+        if share is None:
             # Specs decoded together (see decode_together) share the first decode.
             group: list[ImageSpec] = self.__dict__.pop("_decode_group", None) or [self]
             pending = [
                 spec for spec in group if spec is self or spec.__dict__.pop("_decode_group", None)
             ]
             prepare_specs(pending)
-            prepared = self.__dict__.pop("_decoded")
-        img, remaining, original_format = prepared
-        for index, processor in enumerate(remaining):
-            guessed = processor_cost(processor, img.size, img.mode).guessed
+            share = t.cast(Share, self.__dict__.pop("_share"))
+        try:
+            img = share.image(self)
+            fmt = self.output_format(share.original_format)
+            out = io.BytesIO()
             try:
-                img = processor.process(img)
-            except ImageKitError:
-                raise
+                save_image(
+                    img,
+                    out,
+                    fmt,
+                    self.options,
+                    self.autoconvert,
+                    keep_icc_profile=self.keep_icc_profile,
+                    # Processors that build a new image leave img.info, and the profile, behind.
+                    icc_profile=share.icc_profile,
+                )
             except Exception as exc:
                 msg = (
-                    f"The processor {processor!r} of {type(self).__name__} failed on "
-                    f"{source.name!r}: {exc}. Fix the processor or the spec's parameters."
+                    f"Could not encode the output of {type(self).__name__} for {source.name!r} "
+                    f"as {fmt}: {exc}. Check the spec's format and options."
                 )
                 raise GenerationError(msg) from exc
-            if not isinstance(img, Image.Image):
-                msg = (
-                    f"The processor {processor!r} of {type(self).__name__} returned {img!r} "
-                    "instead of an image; process() must return the processed image."
-                )
-                raise GenerationError(msg)
-            if guessed:
-                # Its result could not be foreseen: check what follows now that it is known.
-                _, _, max_bytes, max_output_pixels = _limits(self.app_state)
-                start = prepared[0]
-                check_pipeline(
-                    img,
-                    remaining[index + 1 :],
-                    self.output_format(original_format),
-                    max_bytes=max_bytes,
-                    max_output_pixels=max_output_pixels,
-                    held=0 if img is start else image_bytes(start.size, start.mode),
-                    icc=bool(start.info.get("icc_profile")),
-                    options=self.options,
-                    name=source.name,
-                )
-        fmt = self.output_format(original_format)
-        out = io.BytesIO()
-        try:
-            save_image(
-                img,
-                out,
-                fmt,
-                self.options,
-                self.autoconvert,
-                keep_icc_profile=self.keep_icc_profile,
-                # Processors that build a new image leave img.info, and the profile, behind.
-                icc_profile=prepared[0].info.get("icc_profile"),
-            )
-        except Exception as exc:
-            msg = (
-                f"Could not encode the output of {type(self).__name__} for {source.name!r} "
-                f"as {fmt}: {exc}. Check the spec's format and options."
-            )
-            raise GenerationError(msg) from exc
+            self._generated(img, share)
+        finally:
+            share.release()
         return out
+
+    def discard(self) -> None:
+        """Let go of the shared decode (see :func:`prepare_specs`) without generating."""
+        share: Share | None = self.__dict__.pop("_share", None)
+        if share is not None:
+            share.release()
+        self.__dict__.pop("_decode_group", None)
+
+    def _generated(self, img: Image.Image, share: Share) -> None:
+        """Called with the image just encoded, before its share lets it go."""
 
 
 def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
     """Decode the source of ``specs`` (all bound to one source) once, for all of them.
 
     Each spec's next ``generate()`` starts from the shared decode instead of
-    reading and decoding the source again.
+    reading and decoding the source again, and specs that make the same image
+    share it (see :mod:`flask_imagekit.specs.sharing`).
     """
     if not specs:
         return
@@ -281,34 +274,13 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
         raise MissingSource(msg)
     state = specs[0].app_state
     formats, max_pixels, max_bytes, max_output_pixels = _limits(state)
-    processor_lists = [list(spec.processors or ()) for spec in specs]
     with source.open(state.source_storage if state else None) as fp:
         img = open_image(
             fp, formats=formats, max_pixels=max_pixels, max_bytes=max_bytes, name=source.name
         )
-        original_format = img.format
-        # auto_orient is per spec; the specs of one source almost always agree.
-        groups: dict[bool, list[int]] = {}
-        for index, spec in enumerate(specs):
-            groups.setdefault(bool(spec.auto_orient), []).append(index)
-        if len(groups) > 1:
-            load_pixels(img, source.name)
-        for number, (auto_orient, indexes) in enumerate(groups.items()):
-            # With several groups, the source and each group's decode stay alive.
-            held = image_bytes(img.size, img.mode) * (1 + number) if len(groups) > 1 else 0
-            decoded = decode_many(
-                img if len(groups) == 1 else img.copy(),
-                [processor_lists[i] for i in indexes],
-                auto_orient=auto_orient,
-                name=source.name,
-                formats=[specs[i].output_format(original_format) for i in indexes],
-                options=[specs[i].options for i in indexes],
-                max_bytes=max_bytes,
-                max_output_pixels=max_output_pixels,
-                held=held,
-            )
-            for index, (image, remaining) in zip(indexes, decoded, strict=True):
-                specs[index].__dict__["_decoded"] = (image, remaining, original_format)
+        shares = share_decode(img, specs, Limits(max_bytes, max_output_pixels), source.name)
+    for spec, share in zip(specs, shares, strict=True):
+        spec.__dict__["_share"] = share
 
 
 def decode_together(specs: t.Iterable[t.Any]) -> None:

@@ -43,12 +43,17 @@ from .states import (
     SOURCE_MISSING,
     CacheFileState,
     Lookup,
+    PictureInfo,
     exists_value,
     failure_value,
+    parse_picture,
     parse_state,
+    picture_entry,
+    picture_key,
     rendering,
     state_key,
     unreachable_errors,
+    warn_refused,
 )
 
 if t.TYPE_CHECKING:
@@ -249,6 +254,12 @@ class CachedFileBackend:
         """Store the pixel size of an existing ``file`` in its state."""
         self.set_state(file, CacheFileState.EXISTS, size)
 
+    def picture_info(self, file: ImageCacheFile) -> PictureInfo | None:
+        """What the responsive candidates of ``file`` (a spec's own file) recorded when
+        generated: its output size and preview. One read, never the storage."""
+        key = picture_key(file.app_state.cache_prefix, file.name)
+        return parse_picture(self._call(file, "get", key))
+
     # Generation -----------------------------------------------------------------
 
     def generate(self, file: ImageCacheFile, force: bool = False) -> tuple[int, int] | None:
@@ -311,7 +322,7 @@ class CachedFileBackend:
                 if self._call(file, "lock_holder", self.get_lock_key(file)) is None:
                     # Nobody holds it, yet the cache would not take it: the cache
                     # refuses writes (a dead Memcached answers False). Go on inline.
-                    _warn_refused(states)
+                    warn_refused(states)
                     return self._generate_locked(file, force, token, locked=False)
                 released = self._wait_for_release(
                     file, self.lock_wait if for_page else self.lock_timeout + 1
@@ -373,6 +384,9 @@ class CachedFileBackend:
             )
         else:
             self.set_state(file, CacheFileState.EXISTS, size)
+        entry = picture_entry(file.app_state.cache_prefix, file.generator) if generated else None
+        if entry is not None:  # a candidate: what the pictures of its spec need, one read away
+            self._call(file, "set", *entry, timeout=self._exists_timeout(file))
         return Outcome(generated, size)
 
     def _finish(self, file: ImageCacheFile, token: str, locked: bool) -> None:
@@ -432,13 +446,3 @@ def resolve_backend(key: str, value: t.Any) -> t.Any:
             key, value, "a cache file backend such as flask_imagekit.cachefiles.backends.Simple"
         )
     return backend
-
-
-def _warn_refused(cache: StateCache) -> None:
-    if not cache.refusing.begin():
-        return
-    logger.warning(
-        "flask_imagekit: the state cache %r refuses writes (is its server down?); files are "
-        "generated inline without a shared lock meanwhile.",
-        cache,
-    )

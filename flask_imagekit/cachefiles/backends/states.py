@@ -3,6 +3,10 @@
 A state value is ``"E[:WxH]"`` (exists, with its size when known), ``"D"`` (does not
 exist), ``"M"`` (its source is missing) or ``"F:<error class>:<message>"`` (its last
 generation failed). Keys are safe for every cachelib backend.
+
+What the ``<picture>`` of a spec's output needs — the output's size and its blurred
+preview — is kept under a key of its own, named after the spec's own file (see
+:func:`picture_value`), so a page reads it in one lookup.
 """
 
 from __future__ import annotations
@@ -12,23 +16,35 @@ import contextvars
 import enum
 import functools
 import hashlib
+import logging
 import re
 import typing as t
 
 from ...exceptions import GenerationError, ImageKitError, MissingSource, SourceError, StorageError
 
+if t.TYPE_CHECKING:
+    from ...statecache import StateCache
+
 __all__ = [
     "CACHE_FAILED",
     "CacheFileState",
     "Lookup",
+    "PictureInfo",
     "exists_value",
     "for_page",
     "rendering",
     "failure_value",
+    "parse_picture",
     "parse_state",
+    "picture_entry",
+    "picture_key",
+    "picture_value",
     "state_key",
     "unreachable_errors",
+    "warn_refused",
 ]
+
+logger = logging.getLogger("flask_imagekit.cachefiles.backends")
 
 _MAX_KEY_LENGTH = 200
 # Keys every cachelib backend takes (Memcached: no spaces or control characters).
@@ -117,6 +133,56 @@ def _parse_text(raw: str) -> Lookup:
     return Lookup(None)
 
 
+class PictureInfo(t.NamedTuple):
+    """What the pictures of a spec's output know without generating anything."""
+
+    #: Width and height of the spec's own output (before any candidate's downscale).
+    size: tuple[int, int]
+    #: The blurred preview: a ``data:`` URI of at most 1 KiB, or None.
+    preview: str | None = None
+
+
+def picture_key(prefix: str, name: str) -> str:
+    """The state cache key of the pictures of the spec whose own file is called ``name``."""
+    return state_key(prefix, "picture:", name)
+
+
+def picture_entry(prefix: str, generator: t.Any) -> tuple[str, str] | None:
+    """The key and value a generated responsive candidate records for its spec's pictures.
+
+    None for any other generator, or a candidate that recorded nothing
+    (``picture_info``, set while it generates).
+    """
+    size, preview = getattr(generator, "picture_info", None) or (None, None)
+    base_name = getattr(getattr(generator, "base", None), "cachefile_name", None)
+    if not size or not base_name:
+        return None
+    return picture_key(prefix, base_name), picture_value(size, preview)
+
+
+def picture_value(size: tuple[int, int], preview: str | None) -> str:
+    """The state value of a picture: ``"E:WxH"``, then a space and the preview if any.
+
+    It reads as an EXISTS value on purpose: the local tier in front of a remote state
+    cache keeps only those, and a page asks for it on every render. A preview holds
+    no space (a data URI: base64 or percent-encoded), so the split is unambiguous.
+    """
+    value = exists_value(size)
+    return f"{value} {preview}" if preview and " " not in preview else value
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_picture(raw: str) -> PictureInfo | None:
+    head, _, preview = raw.partition(" ")
+    size = _parse_text(head).size if head.startswith("E:") else None
+    return None if size is None else PictureInfo(size, preview or None)
+
+
+def parse_picture(raw: t.Any) -> PictureInfo | None:
+    """What the picture value ``raw`` (as read from the cache) tells; None if nothing."""
+    return _parse_picture(raw) if isinstance(raw, str) else None
+
+
 def parse_state(raw: t.Any) -> Lookup:
     """What the state value ``raw`` (as read from the cache) tells."""
     if isinstance(raw, str):
@@ -155,3 +221,14 @@ def failure_value(error: BaseException) -> str:
     """The state value recording that a generation failed with ``error``."""
     kind = type(error).__name__ if type(error).__name__ in _FAILURE_CLASSES else "SourceError"
     return f"{_FAILED}:{kind}:{str(error)[:_MAX_FAILURE_MESSAGE]}"
+
+
+def warn_refused(cache: StateCache) -> None:
+    """Warn, once per outage window, that ``cache`` refuses writes."""
+    if not cache.refusing.begin():
+        return
+    logger.warning(
+        "flask_imagekit: the state cache %r refuses writes (is its server down?); files are "
+        "generated inline without a shared lock meanwhile.",
+        cache,
+    )

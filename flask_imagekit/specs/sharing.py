@@ -1,0 +1,398 @@
+"""Specs of one source generated together: one decode, and each image made once.
+
+:func:`share_decode` decodes a source once for several specs and gives each a
+:class:`Share`, from which it takes the image it encodes. Specs that make the
+same pixels share them: the same ``auto_orient`` and processors give one image,
+whatever the formats it is encoded to. A responsive candidate's processors are
+its spec's (the *stem*) then a downscale to its width (the *tail*, see
+:meth:`ImageSpec.processing <flask_imagekit.specs.ImageSpec.processing>`): the
+stem runs once for every candidate of the spec, and each width is computed once
+from the stem's output, for every format of that width.
+
+Images are made when the first spec needs them (a spec never generated costs
+nothing more) and dropped when the last spec that needs them is done. Before
+anything is made, the memory of every step with the images kept for the other
+specs is checked against ``IMAGEKIT_MAX_DECODE_BYTES`` (as :func:`decode_many
+<flask_imagekit.imaging.decode_many>` checks the decode).
+"""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+
+from PIL import Image
+
+from ..exceptions import GenerationError, ImageKitError, ImproperlyConfigured
+from ..imaging import check_pipeline, decode_many, exif_orientation, load_pixels
+from ..imaging.budgets import Tally, describe_image
+from ..imaging.preview import blur_preview
+from ..processors.base import chain_cost, image_bytes, processor_cost
+from ..processors.orientation import upright_size
+from .hashing import canonical
+
+if t.TYPE_CHECKING:
+    from . import ImageSpec
+
+__all__ = ["Limits", "Share", "share_decode"]
+
+
+class Limits(t.NamedTuple):
+    """The budgets of a generation (see :mod:`flask_imagekit.imaging.budgets`)."""
+
+    max_bytes: int | None
+    max_output_pixels: int | None
+
+
+class _Family:
+    """The images made from one stem: they share the spec's output size and a preview."""
+
+    def __init__(self, base_size: tuple[int, int] | None = None) -> None:
+        self.nodes: list[_Node] = []
+        self.base_size = base_size
+        self.preview: str | None = None
+        self.previewed = False
+
+
+class _Node:
+    """An image made once, from the decode (a root) or from another node's image."""
+
+    def __init__(
+        self,
+        family: _Family,
+        processors: t.Sequence[t.Any],
+        parent: _Node | None = None,
+        *,
+        is_stem: bool = False,
+    ) -> None:
+        self.family = family
+        self.processors = list(processors)
+        self.parent = parent
+        self.is_stem = is_stem
+        #: The image the processors start from (roots only, until they have run).
+        self.start: Image.Image | None = None
+        self.image: Image.Image | None = None
+        self.error: BaseException | None = None
+        #: The specs and nodes that have yet to take the image.
+        self.users = 0
+        #: (format, options) of each spec that encodes the image.
+        self.encodings: list[tuple[str | None, t.Mapping[str, t.Any] | None]] = []
+        family.nodes.append(self)
+        #: Whether this node still holds a claim on its parent's image.
+        self.claims_parent = parent is not None
+        if parent is not None:
+            parent.users += 1
+
+    def get(self, spec: ImageSpec, group: _Group) -> Image.Image:
+        if self.image is not None:
+            return self.image
+        if self.error is not None:
+            raise self.error
+        parent = self.parent
+        try:
+            img = parent.get(spec, group) if parent is not None else self.start
+            assert img is not None
+            self.image = _run(img, self.processors, spec, group)
+            if self.is_stem:
+                self.family.base_size = self.image.size
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self.start = None
+            self.let_go_of_parent()
+        return self.image
+
+    def let_go_of_parent(self) -> None:
+        if self.claims_parent and self.parent is not None:
+            self.claims_parent = False
+            self.parent.release()
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0:
+            self.image = self.start = None
+            # Never made (its specs were let go): the parent's image is not needed for it.
+            self.let_go_of_parent()
+
+
+class _Group:
+    """What the shares of one decode have in common."""
+
+    def __init__(
+        self, name: str | None, original_format: str | None, icc: bytes | None, limits: Limits
+    ) -> None:
+        self.name = name
+        self.original_format = original_format
+        self.icc_profile = icc
+        self.limits = limits
+        self.lock = threading.RLock()
+        self.nodes: list[_Node] = []
+        #: Bytes of the images kept for other specs while one is made (estimated).
+        self.held = 0
+
+
+class Share:
+    """One spec's part of a shared decode: the image it encodes, made once."""
+
+    def __init__(self, node: _Node, group: _Group) -> None:
+        self._node = node
+        self._group = group
+        self._released = False
+
+    @property
+    def original_format(self) -> str | None:
+        """The format of the source as decoded."""
+        return self._group.original_format
+
+    @property
+    def icc_profile(self) -> bytes | None:
+        """The source's ICC profile (processors that build new images leave it behind)."""
+        return self._group.icc_profile
+
+    def image(self, spec: ImageSpec) -> Image.Image:
+        """The processed image of ``spec``: made now, or by a spec that needed it before.
+
+        Raises what making it raised (:class:`GenerationError` for a failing
+        processor), for every spec that needs it.
+        """
+        with self._group.lock:
+            return self._node.get(spec, self._group)
+
+    def base_size(self) -> tuple[int, int] | None:
+        """The size of the spec's own output, before a candidate's downscale."""
+        return self._node.family.base_size
+
+    def preview(self, img: Image.Image) -> str | None:
+        """The blur preview of this image's family, made once from the smallest at hand.
+
+        ``img``: the image this spec just encoded, among those at hand.
+        """
+        family = self._node.family
+        with self._group.lock:
+            if not family.previewed:
+                at_hand = [node.image for node in family.nodes if node.image is not None]
+                smallest = min([img, *at_hand], key=lambda each: each.width * each.height)
+                family.preview = blur_preview(smallest)
+                family.previewed = True
+            return family.preview
+
+    def release(self) -> None:
+        """The spec is done with its image: drop what no other spec needs (once)."""
+        with self._group.lock:
+            if not self._released:
+                self._released = True
+                self._node.release()
+
+    def alive(self) -> int:
+        """How many images of the decode are still kept."""
+        with self._group.lock:
+            return sum(
+                node.image is not None or node.start is not None for node in self._group.nodes
+            )
+
+
+def share_decode(
+    img: Image.Image, specs: t.Sequence[ImageSpec], limits: Limits, name: str | None
+) -> list[Share]:
+    """Decode ``img`` (opened, not loaded) once for ``specs`` and return each spec's share.
+
+    Raises :class:`~flask_imagekit.exceptions.SourceError` when the source cannot
+    be decoded, or when the decode or the steps that follow, with the images kept
+    for the other specs, are over the budgets.
+    """
+    original_format = img.format
+    stored_size = img.size
+    # auto_orient is per spec; the specs of one source almost always agree.
+    by_orientation: dict[bool, list[int]] = {}
+    for index, spec in enumerate(specs):
+        by_orientation.setdefault(bool(spec.auto_orient), []).append(index)
+    if len(by_orientation) > 1:
+        load_pixels(img, name)
+    group = _Group(name, original_format, img.info.get("icc_profile"), limits)
+    shares: list[Share | None] = [None] * len(specs)
+    for number, (auto_orient, indexes) in enumerate(by_orientation.items()):
+        members = [specs[index] for index in indexes]
+        # With several orientations, the source and each one's decode stay alive.
+        held = image_bytes(img.size, img.mode) * (1 + number) if len(by_orientation) > 1 else 0
+        decoded = img if len(by_orientation) == 1 else img.copy()
+        taking, roots = _plan(members, group)
+        nodes = list({id(node): node for root in roots for node in root.family.nodes}.values())
+        results = decode_many(
+            decoded,
+            [root.processors for root in roots],
+            auto_orient=auto_orient,
+            name=name,
+            formats=[root.encodings[0][0] if root.encodings else None for root in roots],
+            options=[root.encodings[0][1] if root.encodings else None for root in roots],
+            max_bytes=limits.max_bytes,
+            max_output_pixels=limits.max_output_pixels,
+            held=held,
+        )
+        for root, (start, remaining) in zip(roots, results, strict=True):
+            root.start, root.processors = start, list(remaining)
+            if root.family.base_size is None and not root.is_stem:
+                # A candidate of a spec without processors: the spec's output is the source.
+                orientation = exif_orientation(decoded) if auto_orient else 1
+                root.family.base_size = upright_size(stored_size, orientation)
+        if len(nodes) > 1 or any(node.users > 1 for node in nodes):
+            kept = _check_shared(decoded, stored_size, roots, nodes, limits, name)
+            group.held = max(group.held, held + kept)
+        group.nodes.extend(nodes)
+        for node, spec_index in zip(taking, indexes, strict=True):
+            shares[spec_index] = Share(node, group)
+    return [share for share in shares if share is not None]
+
+
+def _plan(specs: t.Sequence[ImageSpec], group: _Group) -> tuple[list[_Node], list[_Node]]:
+    """The node each spec takes its image from (in order), and the roots to decode for."""
+    stems: dict[t.Any, tuple[list[t.Any], list[int], dict[t.Any, list[int]]]] = {}
+    tails: list[tuple[t.Any, ...]] = []
+    for index, spec in enumerate(specs):
+        stem, tail = spec.processing()
+        tails.append(tuple(tail))
+        key = _key(stem, index, len(specs))
+        entry = stems.setdefault(key, (stem, [], {}))
+        if tail:
+            entry[2].setdefault(_key(tail, index, len(specs)), []).append(index)
+        else:
+            entry[1].append(index)
+    nodes: list[_Node | None] = [None] * len(specs)
+    roots: list[_Node] = []
+
+    def use(node: _Node, indexes: list[int]) -> None:
+        for index in indexes:
+            nodes[index] = node
+            node.users += 1
+            node.encodings.append((_format(specs[index], group), specs[index].options))
+
+    for stem, direct, by_tail in stems.values():
+        family = _Family()
+        if not stem and not direct:
+            # Nothing but downscales of the source: each is its own root, so the
+            # decode is reduced as far as the widest allows.
+            for indexes in by_tail.values():
+                root = _Node(family, tails[indexes[0]])
+                use(root, indexes)
+                roots.append(root)
+            continue
+        root = _Node(family, stem, is_stem=True)
+        roots.append(root)
+        use(root, direct)
+        for indexes in by_tail.values():
+            use(_Node(family, tails[indexes[0]], root), indexes)
+    return [node for node in nodes if node is not None], roots
+
+
+def _key(processors: t.Sequence[t.Any], index: int, count: int) -> t.Any:
+    if count == 1:
+        return 0
+    try:
+        return canonical(list(processors))
+    except ImproperlyConfigured:
+        return ("unshared", index)
+
+
+def _format(spec: ImageSpec, group: _Group) -> str | None:
+    try:
+        return spec.output_format(group.original_format)
+    except ImageKitError:
+        return None  # the spec reports its format when it generates
+
+
+def _check_shared(
+    img: Image.Image,
+    stored_size: tuple[int, int],
+    roots: t.Sequence[_Node],
+    nodes: t.Sequence[_Node],
+    limits: Limits,
+    name: str | None,
+) -> int:
+    """Refuse the steps after the decode that are over the budgets, with what is kept.
+
+    Every image made for more than one spec is counted as alive throughout, as are
+    the decoded images the roots start from. Returns the bytes of the images kept.
+    """
+    starts: dict[int, int] = {}
+    for root in roots:
+        assert root.start is not None
+        starts[id(root.start)] = image_bytes(root.start.size, root.start.mode)
+    alive = sum(starts.values())
+    made: dict[int, tuple[tuple[int, int], str, int]] = {}  # node -> size, mode, own bytes
+    for root in roots:
+        assert root.start is not None
+        cost = chain_cost(root.processors, root.start.size, root.start.mode)
+        own = image_bytes(cost.size, cost.mode) if root.processors else 0
+        made[id(root)] = (cost.size, cost.mode, own)
+    for node in nodes:
+        if node.parent is not None:
+            size, mode, _ = made[id(node.parent)]
+            cost = chain_cost(node.processors, size, mode)
+            made[id(node)] = (cost.size, cost.mode, image_bytes(cost.size, cost.mode))
+    kept = sum(own for _, _, own in made.values())
+    tally = Tally()
+    transparency = "transparency" in img.info
+    icc = bool(img.info.get("icc_profile"))
+    for node in nodes:
+        if node.parent is None:
+            assert node.start is not None
+            size, mode = node.start.size, node.start.mode
+            held = alive - starts[id(node.start)] + kept - made[id(node)][2]
+        else:
+            size, mode, parent_own = made[id(node.parent)]
+            assert node.parent.start is not None
+            # The walk counts its input: the parent's image, or the start it returned.
+            input_bytes = parent_own or starts[id(node.parent.start)]
+            held = alive + kept - made[id(node)][2] - input_bytes
+        for format, options in node.encodings or [(None, None)]:
+            tally.walk(
+                size,
+                mode,
+                node.processors,
+                format,
+                held=held,
+                transparency=transparency,
+                icc=icc,
+                options=options,
+            )
+    tally.check(describe_image(img, stored_size, name), limits.max_bytes, limits.max_output_pixels)
+    return kept
+
+
+def _run(
+    img: Image.Image, processors: t.Sequence[t.Any], spec: ImageSpec, group: _Group
+) -> Image.Image:
+    """Run ``processors`` on ``img`` for ``spec``; a failure names the processor and spec."""
+    start = img
+    for index, processor in enumerate(processors):
+        guessed = processor_cost(processor, img.size, img.mode).guessed
+        try:
+            img = processor.process(img)
+        except ImageKitError:
+            raise
+        except Exception as exc:
+            msg = (
+                f"The processor {processor!r} of {type(spec).__name__} failed on "
+                f"{group.name!r}: {exc}. Fix the processor or the spec's parameters."
+            )
+            raise GenerationError(msg) from exc
+        if not isinstance(img, Image.Image):
+            msg = (
+                f"The processor {processor!r} of {type(spec).__name__} returned {img!r} "
+                "instead of an image; process() must return the processed image."
+            )
+            raise GenerationError(msg)
+        if guessed:
+            # Its result could not be foreseen: check what follows now that it is known.
+            check_pipeline(
+                img,
+                processors[index + 1 :],
+                _format(spec, group),
+                max_bytes=group.limits.max_bytes,
+                max_output_pixels=group.limits.max_output_pixels,
+                held=group.held + (0 if img is start else image_bytes(start.size, start.mode)),
+                icc=bool(group.icc_profile),
+                options=spec.options,
+                name=group.name,
+            )
+    return img

@@ -1,0 +1,577 @@
+"""The ``picture()`` and ``srcset()`` Jinja globals, rendered through real templates.
+
+A ``<picture>`` offers the spec's output at several widths, one ``<source>`` per
+modern format and an ``<img>`` in the spec's own format; each candidate is a cache
+file served by the media route. JustInTime generates the missing candidates
+together (one decode of the source); Optimistic generates nothing. A per-image
+problem renders the placeholder in production and raises in debug mode.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import html
+import io
+import logging
+import re
+import typing as t
+from pathlib import Path
+
+import pytest
+from flask import Flask, render_template_string
+from PIL import Image, ImageOps, features
+
+from flask_imagekit import ImageKit, ImageSpec
+from flask_imagekit.cachefiles.backends.states import picture_key, picture_value
+from flask_imagekit.exceptions import ImproperlyConfigured, SourceError
+from flask_imagekit.globals import STATE_KEY
+from flask_imagekit.processors import ResizeToFit
+from flask_imagekit.storage import FileSystemStorage
+
+from .conftest import photo, save_source
+
+pytestmark = pytest.mark.skipif(not features.check("avif"), reason="Pillow without AVIF")
+
+OPTIMISTIC = "flask_imagekit.cachefiles.strategies.Optimistic"
+WIDTHS = [100, 200, 300]
+STATE_OPERATIONS = ("get", "set", "delete", "complete", "acquire", "release", "lock_holder")
+SOURCE_TAG = re.compile(r'<source type="([^"]+)" srcset="([^"]+)" sizes="([^"]+)">')
+IMG_TAG = re.compile(r"<img ([^>]*)>")
+ATTRIBUTE = re.compile(r'([a-z-]+)(?:="([^"]*)")?')
+
+
+class Photo(ImageSpec):
+    """At most 400 pixels wide: a 600x400 source gives 400x267."""
+
+    processors = [ResizeToFit(400, upscale=False)]  # noqa: RUF012
+    format = "JPEG"
+
+
+class Declared(Photo):
+    responsive_widths = (150,)
+    responsive_formats = ("WEBP",)
+
+
+class CountingStorage(FileSystemStorage):
+    """The source storage, counting how often a source is opened (once per decode)."""
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(str(location), "/media/")
+        self.opens: collections.Counter[str] = collections.Counter()
+
+    def open(self, name: str, mode: str = "rb") -> t.IO[bytes]:
+        self.opens[name] += 1
+        return super().open(name, mode)
+
+
+class Page:
+    """An app with ImageKit, its source storage counted, and helpers to look at pages."""
+
+    def __init__(self, app: Flask, sources: CountingStorage, media_root: Path) -> None:
+        self.app = app
+        self.sources = sources
+        self.media_root = media_root
+
+    def render(self, template: str, **context: t.Any) -> str:
+        with self.app.test_request_context():
+            return render_template_string(template, **context)
+
+    def picture(self, name: str = "photos/p.jpg", args: str = "") -> str:
+        return self.render(f'{{{{ picture("t:photo", name{args}) }}}}', name=name)
+
+    def fetch(self, url: str) -> Image.Image:
+        with self.app.test_client() as client:
+            response = client.get(url)
+            try:
+                assert response.status_code == 200, (url, response.status_code)
+                data = response.get_data()
+            finally:
+                response.close()
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        return img
+
+    def cache_files(self) -> list[Path]:
+        return sorted(p for p in (self.media_root / "CACHE").rglob("*") if p.is_file())
+
+    @property
+    def states(self) -> t.Any:
+        with self.app.app_context():
+            return self.app.extensions[STATE_KEY].states
+
+
+def make_page(tmp_path: Path, **config: t.Any) -> Page:
+    media_root = tmp_path / "media"
+    media_root.mkdir(exist_ok=True)
+    app = Flask("pictures", instance_path=str(tmp_path / "instance"))
+    sources = CountingStorage(media_root)
+    app.config.update(
+        TESTING=True,
+        IMAGEKIT_MEDIA_ROOT=str(media_root),
+        IMAGEKIT_SOURCE_STORAGE=sources,
+        IMAGEKIT_RESPONSIVE_WIDTHS=WIDTHS,
+    )
+    app.config.update(config)
+    kit = ImageKit(app)
+    kit.register.generator("t:photo", Photo)
+    kit.register.generator("t:declared", Declared)
+    save_source(media_root, "photos/p.jpg", photo((600, 400)))
+    return Page(app, sources, media_root)
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Page:
+    return make_page(tmp_path)
+
+
+def attributes(tag: str) -> dict[str, str]:
+    return {name: html.unescape(value) for name, value in ATTRIBUTE.findall(tag)}
+
+
+def parse_srcset(value: str) -> list[tuple[str, int]]:
+    entries = []
+    for entry in value.split(", "):
+        url, descriptor = entry.split(" ")
+        entries.append((url, int(descriptor.removesuffix("w"))))
+    return entries
+
+
+def parse_picture(markup: str) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """The ``(type, srcset, sizes)`` of each ``<source>``, and the ``<img>``'s attributes."""
+    assert markup.startswith("<picture><source") or markup.startswith("<picture><img"), markup
+    assert markup.endswith("></picture>"), markup
+    sources = [
+        (kind, html.unescape(value), html.unescape(sizes))
+        for kind, value, sizes in SOURCE_TAG.findall(markup)
+    ]
+    img = IMG_TAG.search(markup)
+    assert img is not None, markup
+    return sources, attributes(img.group(1))
+
+
+# The markup -------------------------------------------------------------------------------
+
+
+def test_picture_offers_avif_then_webp_sources_and_a_jpeg_img(page: Page) -> None:
+    sources, img = parse_picture(page.picture())
+    assert [kind for kind, _, _ in sources] == ["image/avif", "image/webp"]
+    for _, value, sizes in sources:
+        assert [width for _, width in parse_srcset(value)] == [100, 200, 300, 400]
+        assert sizes == "(max-width: 400px) 100vw, 400px"
+    assert [width for _, width in parse_srcset(img["srcset"])] == [100, 200, 300, 400]
+    assert img["sizes"] == "(max-width: 400px) 100vw, 400px"
+    # The aspect ratio of the spec's output (600x400 -> 400x267): no layout shift.
+    assert (img["width"], img["height"]) == ("400", "267")
+    assert img["loading"] == "lazy"
+    assert img["decoding"] == "async"
+    # The <img> src is the spec's own file, also its full-width candidate.
+    assert parse_srcset(img["srcset"])[-1] == (img["src"], 400)
+    with page.app.app_context():
+        own = page.render('{{ generateimage("t:photo", source="photos/p.jpg").url }}')
+    assert img["src"] == own
+
+
+def test_every_candidate_is_served_in_its_format_at_its_width(page: Page) -> None:
+    sources, img = parse_picture(page.picture())
+    expected = {"image/avif": "AVIF", "image/webp": "WEBP"}
+    offered = [(expected[kind], value) for kind, value, _ in sources]
+    offered.append(("JPEG", img["srcset"]))
+    urls = set()
+    for fmt, value in offered:
+        for url, width in parse_srcset(value):
+            served = page.fetch(url)
+            assert served.format == fmt, url
+            assert served.width == width, url
+            assert abs(served.height - width * 400 / 600) <= 1, (url, served.size)
+            urls.add(url)
+    assert len(urls) == 12  # 3 formats x 4 widths, each its own file
+    assert len(page.cache_files()) == 12
+
+
+def test_no_candidate_is_wider_than_the_output_or_a_small_source(page: Page) -> None:
+    save_source(page.media_root, "photos/small.jpg", photo((250, 100)))
+    sources, img = parse_picture(page.picture("photos/small.jpg"))
+    for value in [value for _, value, _ in sources] + [img["srcset"]]:
+        assert [width for _, width in parse_srcset(value)] == [100, 200, 250]
+        for url, width in parse_srcset(value):
+            assert page.fetch(url).width == width
+    assert (img["width"], img["height"]) == ("250", "100")
+    assert img["sizes"] == "(max-width: 250px) 100vw, 250px"
+
+
+def test_widths_formats_and_sizes_of_the_call_win_over_the_spec_and_the_settings(
+    page: Page,
+) -> None:
+    sources, img = parse_picture(
+        page.picture(args=', widths=[120, 90], formats=["webp"], sizes="50vw"')
+    )
+    assert [(kind, sizes) for kind, _, sizes in sources] == [("image/webp", "50vw")]
+    assert [width for _, width in parse_srcset(img["srcset"])] == [90, 120, 400]
+    assert img["sizes"] == "50vw"
+    declared = page.render('{{ picture("t:declared", "photos/p.jpg") }}')
+    sources, img = parse_picture(declared)
+    assert [kind for kind, _, _ in sources] == ["image/webp"]
+    assert [width for _, width in parse_srcset(img["srcset"])] == [150, 400]
+    sources, _ = parse_picture(
+        page.render('{{ picture("t:declared", "photos/p.jpg", formats=[]) }}')
+    )
+    assert sources == []
+
+
+def test_attrs_are_escaped_and_override_the_defaults(page: Page) -> None:
+    attrs = {"alt": '"><script>x</script>', "loading": "eager", "decoding": None, "class": "a b"}
+    markup = page.render('{{ picture("t:photo", "photos/p.jpg", attrs=attrs) }}', attrs=attrs)
+    assert "<script>" not in markup
+    _, img = parse_picture(markup)
+    assert img["alt"] == '"><script>x</script>'
+    assert img["loading"] == "eager"
+    assert "decoding" not in img
+    assert img["class"] == "a b"
+    sized = page.render('{{ picture("t:photo", "photos/p.jpg", attrs={"width": 40}) }}')
+    _, img = parse_picture(sized)
+    assert img["width"] == "40"
+    assert "height" not in img
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [{"src": "/x.jpg"}, {"srcset": "x 1w"}, {"sizes": "10vw"}, {'a"b': "x"}, {"on load": "x"}],
+)
+def test_attrs_picture_sets_itself_or_that_break_the_tag_are_refused(
+    page: Page, attrs: dict[str, str]
+) -> None:
+    with pytest.raises(ImproperlyConfigured):
+        page.render('{{ picture("t:photo", "photos/p.jpg", attrs=attrs) }}', attrs=attrs)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (", widths=[0]", "widths"),
+        (", widths='480'", "widths"),
+        (", formats=['NOPE']", "NOPE"),
+        (", placeholder='shimmer'", "placeholder"),
+    ],
+)
+def test_bad_arguments_raise_in_every_mode(tmp_path: Path, args: str, match: str) -> None:
+    page = make_page(tmp_path, IMAGEKIT_RAISE_ERRORS=False)
+    with pytest.raises(ImproperlyConfigured, match=match):
+        page.picture(args=args)
+    assert page.cache_files() == []
+
+
+def test_srcset_gives_the_attribute_value_alone(page: Page) -> None:
+    sources, img = parse_picture(page.picture())
+    own = page.render('{{ srcset("t:photo", "photos/p.jpg") }}')
+    webp = page.render('{{ srcset("t:photo", "photos/p.jpg", format="webp") }}')
+    assert html.unescape(own) == img["srcset"]
+    assert html.unescape(webp) == sources[1][1]
+    narrow = page.render('{{ srcset("t:photo", "photos/p.jpg", widths=[50]) }}')
+    assert [width for _, width in parse_srcset(narrow)] == [50, 400]
+    assert page.fetch(parse_srcset(narrow)[0][0]).size == (50, 33)
+
+
+# Strategies -------------------------------------------------------------------------------
+
+
+def test_just_in_time_generates_every_candidate_from_one_decode(page: Page) -> None:
+    page.picture()
+    assert page.sources.opens == {"photos/p.jpg": 1}
+    assert len(page.cache_files()) == 12
+    page.picture()
+    assert page.sources.opens == {"photos/p.jpg": 1}
+
+
+def test_just_in_time_decodes_once_when_the_specs_own_file_exists(page: Page) -> None:
+    page.render('{{ generateimage("t:photo", source="photos/p.jpg") }}')
+    assert page.sources.opens == {"photos/p.jpg": 1}
+    page.picture()
+    assert page.sources.opens == {"photos/p.jpg": 2}
+    assert len(page.cache_files()) == 12
+
+
+def test_just_in_time_regenerates_a_deleted_candidate(page: Page) -> None:
+    _, img = parse_picture(page.picture())
+    url = parse_srcset(img["srcset"])[0][0]
+    with page.app.app_context():
+        state = page.app.extensions[STATE_KEY]
+        file = state.cachefile("t:photo", candidate=(100, None), source="photos/p.jpg")
+        assert file.url == url
+        file.storage.delete(file.name)
+        file.cachefile_backend.forget(file)
+    assert len(page.cache_files()) == 11
+    page.picture()
+    assert page.fetch(url).width == 100
+    assert len(page.cache_files()) == 12
+
+
+def test_optimistic_renders_without_generating(tmp_path: Path) -> None:
+    page = make_page(tmp_path, IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=OPTIMISTIC)
+    with page.app.app_context():
+        # As the strategy does when a source is saved: the spec's own file exists.
+        from flask_imagekit.templating import generateimage
+
+        generateimage("t:photo", source="photos/p.jpg").generate()
+    assert len(page.cache_files()) == 1
+    opens = dict(page.sources.opens)
+    sources, img = parse_picture(page.picture())
+    assert len(page.cache_files()) == 1
+    assert page.sources.opens == opens
+    assert (img["width"], img["height"]) == ("400", "267")
+    assert [width for _, width in parse_srcset(sources[0][1])] == [100, 200, 300, 400]
+
+
+# Placeholders -----------------------------------------------------------------------------
+
+
+def test_blur_placeholder_appears_once_the_candidates_are_generated(tmp_path: Path) -> None:
+    page = make_page(tmp_path, IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=OPTIMISTIC)
+    template = '{{ picture("t:photo", "photos/p.jpg", placeholder="blur", attrs=attrs) }}'
+    attrs = {"style": "border: 0"}
+    with page.app.app_context():
+        from flask_imagekit.templating import generateimage
+
+        generateimage("t:photo", source="photos/p.jpg").generate()
+    _, img = parse_picture(page.render(template, attrs=attrs))
+    assert img["style"] == "border: 0"  # no preview known yet
+    with page.app.app_context():
+        state = page.app.extensions[STATE_KEY]
+        state.cachefile("t:photo", candidate=(100, "WEBP"), source="photos/p.jpg").generate()
+    _, img = parse_picture(page.render(template, attrs=attrs))
+    style = img["style"]
+    match = re.fullmatch(
+        r"background-size:cover;background-image:url\((data:image/[a-z]+;base64,[A-Za-z0-9+/=]+)\);"
+        r"border: 0",
+        style,
+    )
+    assert match, style
+    assert len(match.group(1)) <= 1024
+    assert Image.open(io.BytesIO(_data(match.group(1)))).size[0] <= 32
+
+
+def test_blur_placeholder_of_a_picture_just_generated(page: Page) -> None:
+    first = page.picture(args=', placeholder="blur"')
+    again = page.picture(args=', placeholder="blur"')
+    assert first == again
+    _, img = parse_picture(first)
+    assert img["style"].startswith("background-size:cover;background-image:url(data:image/")
+    _, plain = parse_picture(page.picture())
+    assert "style" not in plain
+
+
+def _data(uri: str) -> bytes:
+    import base64
+
+    return base64.b64decode(uri.split(",", 1)[1])
+
+
+@pytest.mark.parametrize(
+    "preview",
+    [
+        'data:image/webp;base64,AAAA);background:url(https://evil.example/x) "><script>',
+        "data:image/svg+xml,<svg onload=alert(1)>\\)'\"",
+        "javascript:alert(1)",
+    ],
+)
+def test_a_preview_cannot_break_out_of_the_url_or_the_attribute(page: Page, preview: str) -> None:
+    with page.app.app_context():
+        state = page.app.extensions[STATE_KEY]
+        name = state.cachefile("t:photo", source="photos/p.jpg").name
+        # As a poisoned state cache would hold it.
+        value = picture_value((400, 267), preview.replace(" ", "%20"))
+        state.states.set(picture_key(state.cache_prefix, name), value)
+    markup = page.picture(args=', placeholder="blur"')
+    assert "<script" not in markup
+    _, img = parse_picture(markup)
+    style = img.get("style")
+    if preview.startswith("javascript:"):
+        assert style is None
+        return
+    assert style is not None
+    assert style.startswith("background-size:cover;background-image:url(data:image/")
+    inside = style.removeprefix("background-size:cover;background-image:url(")
+    assert inside.endswith(")")
+    assert not re.search(r"[()\"'\\\s<>]", inside[:-1]), inside
+
+
+# Degrading --------------------------------------------------------------------------------
+
+
+def test_a_broken_source_renders_the_placeholder_in_production(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    page = make_page(tmp_path, IMAGEKIT_RAISE_ERRORS=False)
+    (page.media_root / "photos" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    attrs = {"alt": "Broken", "width": 40, "height": 30}
+    template = '{{ picture("t:photo", "photos/broken.jpg", attrs=attrs) }}'
+    with caplog.at_level(logging.WARNING, logger="flask_imagekit"):
+        markup = page.render(template, attrs=attrs)
+        again = page.render(template, attrs=attrs)
+    assert markup == again
+    img = IMG_TAG.fullmatch(markup)
+    assert img is not None, markup
+    found = attributes(img.group(1))
+    assert found["src"].startswith("data:image/svg+xml,")
+    assert (found["alt"], found["width"], found["height"]) == ("Broken", "40", "30")
+    assert len([r for r in caplog.records if "cannot be shown" in r.getMessage()]) == 1
+    assert page.render('{{ srcset("t:photo", "photos/broken.jpg") }}') == ""
+
+
+def test_a_broken_source_raises_in_debug_mode(page: Page) -> None:
+    (page.media_root / "photos" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(SourceError):
+        page.picture("photos/broken.jpg")
+    with pytest.raises(SourceError):
+        page.render('{{ srcset("t:photo", "photos/broken.jpg") }}')
+
+
+@pytest.mark.parametrize("raise_errors", [True, False])
+def test_a_missing_source_renders_nothing_in_debug_and_the_placeholder_in_production(
+    tmp_path: Path, raise_errors: bool
+) -> None:
+    page = make_page(tmp_path, IMAGEKIT_RAISE_ERRORS=raise_errors)
+    markup = page.render('{{ picture("t:photo", None, attrs={"alt": "None"}) }}')
+    if raise_errors:
+        assert markup == ""
+    else:
+        found = attributes(IMG_TAG.fullmatch(markup).group(1))  # type: ignore[union-attr]
+        assert found["src"].startswith("data:image/svg+xml,")
+        assert found["alt"] == "None"
+    assert page.render('{{ srcset("t:photo", None) }}') == ""
+
+
+def test_a_spec_that_is_not_made_of_processors_is_refused(page: Page) -> None:
+    class Custom:
+        def __init__(self, source: t.Any = None) -> None:
+            self.source = source
+
+        cachefile_name = "custom.jpg"
+
+    with page.app.app_context():
+        page.app.extensions["imagekit"].register.generator("t:custom", Custom)
+    with pytest.raises(ImproperlyConfigured, match="not an ImageSpec"):
+        page.render('{{ picture("t:custom", "photos/p.jpg") }}')
+
+
+# What a render costs ----------------------------------------------------------------------
+
+
+def counting(page: Page) -> collections.Counter[str]:
+    """Count the operations backends run on the page's state cache from now on."""
+    counts: collections.Counter[str] = collections.Counter()
+    states = page.states
+    for name in STATE_OPERATIONS:
+        method = getattr(states, name)
+
+        def counted(*a: t.Any, _name: str = name, _method: t.Any = method, **k: t.Any) -> t.Any:
+            counts[_name] += 1
+            return _method(*a, **k)
+
+        setattr(states, name, counted)
+    return counts
+
+
+@pytest.fixture(params=["simple", "redis"])
+def cache_config(request: pytest.FixtureRequest) -> dict[str, t.Any]:
+    if request.param == "simple":
+        return {}
+    redis_url = request.getfixturevalue("redis_url")
+    return {"IMAGEKIT_CACHE_BACKEND": {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_url}}
+
+
+def test_state_operations_of_a_cold_and_a_warm_picture(
+    tmp_path: Path, cache_config: dict[str, t.Any]
+) -> None:
+    page = make_page(tmp_path, **cache_config)
+    counts = counting(page)
+    page.picture(args=", widths=[100, 200]")
+    # The picture's record (none yet), then the state of its 3 formats x 3 widths
+    # (100, 200 and the output's own: 400); the spec's own file generated first
+    # (read, lock, complete) to learn the output's size, decoding the source for every
+    # candidate; then the other 8, each: read, lock, complete, and the picture's record.
+    assert counts == {"get": 1 + 9 + 1 + 8, "acquire": 9, "complete": 9, "set": 8}, counts
+    for fresh in (False, True):
+        if fresh:
+            with page.app.app_context():
+                page.app.extensions[STATE_KEY].file_memo.clear()  # as in a new process
+        counts.clear()
+        page.picture(args=", widths=[100, 200]")
+        # The states written above made what was rendered stale: the picture's record
+        # (the output's size now known), then the state of each candidate.
+        assert counts == {"get": 1 + 9}, counts
+    for _ in range(2):
+        counts.clear()
+        page.picture(args=", widths=[100, 200]")
+        # Remembered: each candidate's state, read once (JustInTime checks them all).
+        assert counts == {"get": 9}, counts
+
+
+def test_a_remembered_optimistic_picture_costs_no_state_operation(tmp_path: Path) -> None:
+    page = make_page(tmp_path, IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=OPTIMISTIC)
+    with page.app.app_context():
+        from flask_imagekit.templating import generateimage
+
+        generateimage("t:photo", source="photos/p.jpg").generate()
+    counts = counting(page)
+    first = page.picture()
+    assert counts == {"get": 2}, counts  # the picture's record, then the spec's own file
+    counts.clear()
+    assert page.picture() == first
+    assert counts == {}, counts
+
+
+def test_on_request_renders_without_generating_and_each_url_makes_its_file(
+    tmp_path: Path,
+) -> None:
+    page = make_page(
+        tmp_path,
+        SECRET_KEY="picture-tests",
+        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY="flask_imagekit.cachefiles.strategies.OnRequest",
+    )
+    sources, img = parse_picture(page.picture())
+    assert page.cache_files() == []
+    # The output's size is foreseen from the source's header: sized, clamped, no shift.
+    assert (img["width"], img["height"]) == ("400", "267")
+    offered = [("AVIF", sources[0][1]), ("WEBP", sources[1][1]), ("JPEG", img["srcset"])]
+    for fmt, value in offered:
+        assert [width for _, width in parse_srcset(value)] == [100, 200, 300, 400]
+        for url, width in parse_srcset(value):
+            served = page.fetch(url)
+            assert (served.format, served.width) == (fmt, width), url
+    assert len(page.cache_files()) == 12
+    tampered = parse_srcset(img["srcset"])[0][0].replace("/p/", "/q/")
+    with page.app.test_client() as client:
+        assert client.get(tampered).status_code == 404
+
+
+@dataclasses.dataclass(frozen=True)
+class Mirror:
+    """A processor that tells nothing of its output size (it has no ``cost()``)."""
+
+    def process(self, img: Image.Image) -> Image.Image:
+        return ImageOps.mirror(img)
+
+
+class Unforeseeable(ImageSpec):
+    processors = [ResizeToFit(400, upscale=False), Mirror()]  # noqa: RUF012
+    format = "JPEG"
+
+
+def test_on_request_offers_an_output_of_unforeseeable_size_unsized(tmp_path: Path) -> None:
+    page = make_page(
+        tmp_path,
+        SECRET_KEY="picture-tests",
+        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY="flask_imagekit.cachefiles.strategies.OnRequest",
+    )
+    with page.app.app_context():
+        page.app.extensions["imagekit"].register.generator("t:mirror", Unforeseeable)
+    sources, img = parse_picture(page.render('{{ picture("t:mirror", "photos/p.jpg") }}'))
+    assert page.cache_files() == []
+    assert "width" not in img
+    assert "height" not in img
+    assert img["sizes"] == "100vw"
+    for value in [value for _, value, _ in sources] + [img["srcset"]]:
+        for url, width in parse_srcset(value):
+            assert page.fetch(url).width == width
+    assert page.fetch(img["src"]).size == (400, 267)
