@@ -73,6 +73,13 @@ def test_every_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
     assert "/media/CACHE/images/photos/bulldog/" in output
     assert "100 50" in output
     assert "portraits/me.jpg 160" in output
+    lines = output.splitlines()
+    # Responsive images: two <source>s and the output's size; a WebP srcset.
+    assert lines.count("2 True") == 1
+    assert "True True" in lines
+    # On-request generation: the page did not make the file; the first GET did.
+    assert "False" in lines
+    assert "200 image/jpeg" in lines
     check_tour(namespace)
 
 
