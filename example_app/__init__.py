@@ -1,22 +1,26 @@
 """The flask_imagekit example app: a photo gallery.
 
 ``create_app()`` is an app factory; ``flask --app example_app seed`` draws sample
-photos, ``flask --app example_app imagekit generate`` makes their cache files,
-``python -m example_app.demo`` (``make demo``) does all of it and serves the app.
+photos, ``flask --app example_app imagekit generate`` makes their cache files
+(all of them: none has to be made ahead, but it may be),
+``python -m example_app.demo`` (``make demo``) sets it up and serves the app.
 
 What it shows (see each module):
 
 * :mod:`~example_app.models`: ``ImageSpecField`` (inline specs and registered
-  ones, ``spec_id=``; the Optimistic strategy) and ``ProcessedImageField``;
+  ones, ``spec_id=``; the OnRequest and Optimistic strategies) and
+  ``ProcessedImageField``;
 * :mod:`~example_app.specs`: specs registered on the extension, one of them
-  dynamic (``get_field_info``);
+  dynamic (``get_field_info``), one with responsive candidates (AVIF and WebP
+  at several widths);
 * :mod:`~example_app.sourcegroups`: a custom source group for
   ``flask imagekit generate``;
 * :mod:`~example_app.forms`: the WTForms ``ProcessedImageField``;
 * :mod:`~example_app.views`: uploads; an author belongs to the browser session
   that created it, and refused uploads are explained in plain words (the
   detail goes to the log);
-* the templates: the ``thumbnail`` and ``generateimage`` Jinja globals.
+* the templates: the ``picture`` (the gallery's cards, with a blurred preview),
+  ``thumbnail`` and ``generateimage`` Jinja globals.
 """
 
 from __future__ import annotations

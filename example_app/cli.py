@@ -85,7 +85,8 @@ def seed_command(count: int, reset: bool) -> None:
 
     Each photo is assigned to ``Photo.image`` (a ProcessedImageField, which
     stores it fitted in 1600 px) and committed, so flask_imagekit's
-    source_created signal fires and the Optimistic specs are generated. Also
+    source_created signal fires and the Optimistic specs are generated (the
+    OnRequest gallery cards are not: browsers ask for them). Also
     draws the featured images (a folder the custom source group reads). Does
     nothing if photos exist, unless --reset.
     """
@@ -124,7 +125,8 @@ def seed_command(count: int, reset: bool) -> None:
     took = time.perf_counter() - started
     click.echo(
         f"Seeded {count} photos by {len(authors)} authors in {took:.1f} s; "
-        "their thumbnails, display, square and WebP images were generated on commit."
+        "their display, square and WebP images were generated on commit; "
+        "their gallery cards are made when a browser first asks for them."
     )
 
 

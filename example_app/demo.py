@@ -1,15 +1,19 @@
 """Set the example app up and serve it: what ``make demo`` runs.
 
-    python -m example_app.demo [--instance DIR] [--count N] [--reset]
+    python -m example_app.demo [--instance DIR] [--count N] [--reset] [--warm]
                                [--host HOST] [--port PORT] [--no-serve]
 
 The steps are the real commands, run with this Python:
 
 1. ``flask --app example_app init-db``: create the tables;
 2. ``flask --app example_app seed``: draw sample photos, save them through the
-   models (their specs are generated on commit);
-3. ``flask --app example_app imagekit generate``: generate every cache file of
-   every registered source group (with a progress bar on a terminal);
+   models (their Optimistic specs are generated on commit);
+3. ``flask --app example_app imagekit generate example_app:featured``: generate
+   the featured banners (JustInTime: else the first page would wait for them).
+   The gallery's cards are OnRequest: each is made by the first browser that
+   asks for it, so the first visit shows them being made. ``--warm`` makes
+   every cache file of every source group instead (``imagekit generate`` with
+   no pattern; a progress bar on a terminal), cards included;
 4. serve the app on ``http://HOST:PORT/`` until Ctrl+C (``--port 0``: any free
    port). ``--no-serve`` stops after step 3.
 
@@ -41,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--instance", help="instance folder (database and media files)")
     parser.add_argument("--count", type=int, default=None, help="how many photos to draw")
     parser.add_argument("--reset", action="store_true", help="delete earlier photos first")
+    parser.add_argument(
+        "--warm", action="store_true", help="make every cache file now, the cards too"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
     parser.add_argument("--port", type=int, default=5000, help="port to serve on; 0: any free")
     parser.add_argument("--no-serve", action="store_true", help="set up, then exit")
@@ -101,7 +108,11 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         seed.append("--reset")
     _run("Creating the database tables", ["init-db"], env)
     _run("Drawing sample photos and saving them through the models", seed, env)
-    _run("Generating every cache file of every source group", ["imagekit", "generate"], env)
+    if args.warm:
+        _run("Generating every cache file of every source group", ["imagekit", "generate"], env)
+    else:
+        generate = ["imagekit", "generate", "example_app:featured"]
+        _run("Generating the featured banners (the cards wait for a browser)", generate, env)
     if args.no_serve:
         where = f" --instance {shlex.quote(args.instance)}" if args.instance else ""
         print(f"\nDone. Serve it with: python -m example_app.demo{where}")

@@ -2,9 +2,10 @@
 
 ``Photo.image`` is a ``ProcessedImageField``: an upload assigned to it is fitted
 in 1600 px and stored once, as JPEG, without its EXIF data. The ``ImageSpecField``
-attributes derive the other images from it; they use the ``Optimistic``
-strategy, so they are generated when a photo is committed (flask_imagekit's
-``source_created`` signal) and looking up their URLs costs no storage call.
+attributes derive the other images from it. ``card`` uses the ``OnRequest``
+strategy: its files are made when a browser first asks for them. The others use
+``Optimistic``: they are generated when a photo is committed (flask_imagekit's
+``source_created`` signal). Looking up any of their URLs costs no storage call.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flask_imagekit.models import ImageSpecField, ProcessedImageField, StoredIma
 from flask_imagekit.processors import ResizeToFill, ResizeToFit
 
 from .extensions import db
-from .specs import AVATAR_SIZE, THUMBNAIL_SIZE, WEBP_BOX, UploadedPhoto
+from .specs import AVATAR_SIZE, WEBP_BOX, UploadedPhoto
 
 __all__ = ["Author", "Photo"]
 
@@ -66,14 +67,10 @@ class Photo(db.Model):  # type: ignore[name-defined,misc]
     author_id: Mapped[int | None] = mapped_column(ForeignKey("author.id"))
     author: Mapped[Author | None] = relationship(back_populates="photos")
 
-    #: Shorthand spec (id ``example_app:photo:thumbnail``): the gallery's 4:3 crop.
-    thumbnail = ImageSpecField(
-        source="image",
-        processors=[ResizeToFill(*THUMBNAIL_SIZE)],
-        format="JPEG",
-        options={"quality": 80},
-        cachefile_strategy=OPTIMISTIC,
-    )
+    #: Registered spec :class:`example_app.specs.GalleryCard` (OnRequest): the
+    #: gallery shows it with ``picture()``; the field lets ``flask imagekit
+    #: generate`` make its files ahead of time.
+    card = ImageSpecField(source="image", spec_id="example_app:photo:card")
     #: Registered spec :class:`example_app.specs.Display`.
     display = ImageSpecField(source="image", spec_id="example_app:photo:display")
     #: Registered dynamic spec :class:`example_app.specs.SquareCrop`.

@@ -1,9 +1,14 @@
 """The image specs of the example app, registered on its extension.
 
-Two kinds are shown: specs declared inline on the model (``Photo.thumbnail`` and
-``Photo.webp`` in :mod:`example_app.models`), and the registered specs below,
-which models use through ``ImageSpecField(spec_id=...)``, templates through
-``generateimage(...)`` and the upload form through ``spec_id=``.
+Two kinds are shown: a spec declared inline on the model (``Photo.webp`` in
+:mod:`example_app.models`), and the registered specs below, which models use
+through ``ImageSpecField(spec_id=...)``, templates through ``generateimage(...)``
+and ``picture(...)``, and the upload form through ``spec_id=``.
+
+Three strategies are shown: :class:`GalleryCard` is generated when a browser
+first asks for one of its files (OnRequest), the photo page's images when a
+photo is saved (Optimistic), the featured banners while the page renders
+(JustInTime, the default).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import typing as t
 
 from flask_imagekit import ImageKitError, ImageSpec
-from flask_imagekit.cachefiles.strategies import Optimistic
+from flask_imagekit.cachefiles.strategies import OnRequest, Optimistic
 from flask_imagekit.processors import ResizeToFill, ResizeToFit
 from flask_imagekit.utils import get_field_info
 
@@ -20,20 +25,28 @@ from .sourcegroups import FEATURED
 
 __all__ = [
     "AVATAR_SIZE",
+    "CARD_FORMATS",
+    "CARD_SIZE",
+    "CARD_WIDTHS",
     "DISPLAY_BOX",
     "FEATURED_SIZE",
     "SQUARE_SIZE",
-    "THUMBNAIL_SIZE",
     "UPLOAD_BOX",
     "WEBP_BOX",
     "Display",
     "FeaturedBanner",
+    "GalleryCard",
     "SquareCrop",
     "UploadedPhoto",
 ]
 
-#: ``Photo.thumbnail``: a 4:3 crop for the gallery grid.
-THUMBNAIL_SIZE = (320, 240)
+#: ``Photo.card``: the gallery grid's 4:3 crop, its largest candidate.
+CARD_SIZE = (640, 480)
+#: The narrower candidates of the card (a grid column is about 270 px wide on a
+#: desktop screen: 320 px at 1x, the full 640 px at 2x).
+CARD_WIDTHS = (320, 480)
+#: The card's formats besides its own JPEG, best first.
+CARD_FORMATS = ("AVIF", "WEBP")
 #: ``Photo.display``: the large image of the detail page, fitted in this box.
 DISPLAY_BOX = (1200, 800)
 #: ``Photo.square``: a square crop anchored where the uploader chose.
@@ -62,6 +75,26 @@ class UploadedPhoto(ImageSpec):
     processors = [ResizeToFit(*UPLOAD_BOX, upscale=False)]
     format = "JPEG"
     options = {"quality": 88}
+
+
+@imagekit.register.generator("example_app:photo:card")
+class GalleryCard(ImageSpec):
+    """The gallery's cards: a 4:3 crop at 640 px and narrower, in AVIF, WebP and JPEG.
+
+    The gallery shows it with ``picture()``, which offers it at
+    ``responsive_widths`` (and its own 640 px) in ``responsive_formats`` (and
+    its own JPEG). OnRequest: the page renders without making anything; each
+    file is made by the first browser that asks for it, and only the files
+    browsers ask for are made. ``flask imagekit generate`` makes them all
+    ahead of time (the ``Photo.card`` field gives it the photos).
+    """
+
+    processors = [ResizeToFill(*CARD_SIZE)]
+    format = "JPEG"
+    options = {"quality": 80}
+    responsive_widths = CARD_WIDTHS
+    responsive_formats = CARD_FORMATS
+    cachefile_strategy = OnRequest
 
 
 @imagekit.register.generator("example_app:photo:display")

@@ -35,7 +35,7 @@ if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
     from wtforms import Field
 
-__all__ = ["OWNED_AUTHORS", "VARIANTS", "bp"]
+__all__ = ["CARD_SIZES", "OWNED_AUTHORS", "VARIANTS", "bp"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +46,22 @@ OWNED_AUTHORS = "authors"
 #: A session owns only the authors it created last (keeps the cookie small).
 MAX_OWNED_AUTHORS = 10
 
+#: The ``sizes`` of the gallery's cards: how wide a card is at each viewport width,
+#: so the browser picks the narrowest candidate that fills it. It follows
+#: ``ul.grid`` in ``static/style.css``: 1 column up to 600 px (1rem margins), 2 up
+#: to 900 px, 3 up to 1200 px, then 4 in the 1200 px page (2rem margins, 1.2rem
+#: gaps): 270 px.
+CARD_SIZES = (
+    "(max-width: 600px) calc(100vw - 2rem), "
+    "(max-width: 900px) calc((100vw - 5.2rem) / 2), "
+    "(max-width: 1200px) calc((100vw - 6.4rem) / 3), "
+    "270px"
+)
+
 #: The specs the photo page shows with ``generateimage`` below the large image
 #: (itself ``example_app:photo:display``): (label, spec id).
 VARIANTS = [
-    ("Gallery thumbnail", "example_app:photo:thumbnail"),
+    ("Gallery card", "example_app:photo:card"),
     ("WebP copy", "example_app:photo:webp"),
 ]
 
@@ -63,7 +75,9 @@ def index() -> str:
         .order_by(Photo.created_at.desc(), Photo.id.desc())
     )
     page = db.paginate(statement, per_page=current_app.config["PHOTOS_PER_PAGE"], error_out=False)
-    return render_template("gallery.html", page=page, featured=list(FEATURED.files()))
+    return render_template(
+        "gallery.html", page=page, featured=list(FEATURED.files()), card_sizes=CARD_SIZES
+    )
 
 
 @bp.get("/photos/<int:photo_id>")

@@ -9,6 +9,7 @@ fixture registers them for one test at a time instead.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -31,10 +32,11 @@ from example_app import INSTANCE_PATH_ENV, create_app
 from example_app.drawing import draw
 from example_app.specs import (
     AVATAR_SIZE,
+    CARD_SIZE,
+    CARD_WIDTHS,
     DISPLAY_BOX,
     FEATURED_SIZE,
     SQUARE_SIZE,
-    THUMBNAIL_SIZE,
     UPLOAD_BOX,
     WEBP_BOX,
 )
@@ -47,11 +49,16 @@ from .conftest import IN_CI, encode, require_service
 
 PROJECT_ROOT = Path(example_app.__file__).resolve().parents[1]
 PHOTO_SPEC_IDS = [
+    "example_app:photo:card",
     "example_app:photo:display",
     "example_app:photo:square",
-    "example_app:photo:thumbnail",
     "example_app:photo:webp",
 ]
+#: Made on commit (Optimistic); ``example_app:photo:card`` is OnRequest.
+OPTIMISTIC_ATTRS = ("display", "square", "webp")
+#: The files of one photo's card: its own JPEG, and AVIF, WebP and JPEG candidates
+#: at the card's narrower widths plus AVIF and WebP at its own.
+CARD_FILES_PER_PHOTO = 3 * (len(CARD_WIDTHS) + 1)
 
 
 def _register_model_specs() -> None:
@@ -119,20 +126,48 @@ class _Images(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.images: list[dict[str, str]] = []
+        self.pictures: list[Picture] = []
         self._figure: str | None = None
+        self._sources: list[dict[str, str]] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {key: value or "" for key, value in attrs}
         if tag == "figure":
             self._figure = values.get("data-spec")
+        elif tag == "picture":
+            self._sources = []
+        elif tag == "source" and self._sources is not None:
+            self._sources.append(values)
         elif tag == "img":
             if self._figure:
                 values.setdefault("data-spec", self._figure)
             self.images.append(values)
+            if self._sources is not None:
+                self.pictures.append(Picture(self._sources, values))
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "figure":
             self._figure = None
+        elif tag == "picture":
+            self._sources = None
+
+
+@dataclasses.dataclass
+class Picture:
+    """A ``<picture>``: the attributes of its ``<source>`` tags and of its ``<img>``."""
+
+    sources: list[dict[str, str]]
+    img: dict[str, str]
+
+    def candidates(self) -> list[tuple[str, str, int]]:
+        """``(format, url, width)`` of every candidate it offers."""
+        found = []
+        formats = [(s["type"].split("/")[1].upper(), s["srcset"]) for s in self.sources]
+        for fmt, value in [*formats, ("JPEG", self.img["srcset"])]:
+            for entry in value.split(", "):
+                url, descriptor = entry.rsplit(" ", 1)
+                found.append((fmt, url, int(descriptor.removesuffix("w"))))
+        return found
 
 
 def images(html: str) -> list[dict[str, str]]:
@@ -140,6 +175,13 @@ def images(html: str) -> list[dict[str, str]]:
     parser = _Images()
     parser.feed(html)
     return parser.images
+
+
+def pictures(html: str) -> list[Picture]:
+    """Every ``<picture>`` of the page."""
+    parser = _Images()
+    parser.feed(html)
+    return parser.pictures
 
 
 def fetch(app: Flask, url: str) -> Image.Image:
@@ -154,6 +196,14 @@ def fetch(app: Flask, url: str) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
+
+
+def status(app: Flask, url: str) -> int:
+    """The status of a GET of ``url``."""
+    with app.test_client() as client:
+        response = client.get(url)
+        response.close()
+        return response.status_code
 
 
 def served(app: Flask, tag: dict[str, str]) -> Image.Image:
@@ -187,6 +237,10 @@ def upload(
     response.get_data()  # buffered: readable after close
     response.close()
     return response
+
+
+def cache_file_exists(app: Flask, name: str) -> bool:
+    return (Path(app.config["IMAGEKIT_MEDIA_ROOT"]) / name).is_file()
 
 
 def count_photos(app: Flask) -> int:
@@ -303,8 +357,8 @@ def test_on_postgresql_through_database_url(
         assert "0 failed" in result.output
         with app.test_client() as client:
             html = client.get("/").get_data(as_text=True)
-            (thumb,) = [tag for tag in images(html) if tag.get("class") == "thumb"]
-            assert served(app, thumb).size == THUMBNAIL_SIZE
+            (card,) = [tag for tag in images(html) if tag.get("class") == "thumb"]
+            assert served(app, card).size == CARD_SIZE
             assert client.get("/photos/1").status_code == 200
     finally:
         with app.app_context():
@@ -335,10 +389,12 @@ def test_seed_draws_photos_and_generates_their_specs_on_commit(
         for photo in db.session.scalars(select(Photo)):
             assert fits(photo.image.size, UPLOAD_BOX)
             # Optimistic: the commit generated them; nothing is generated on access.
-            for attr in ("thumbnail", "display", "square", "webp"):
+            for attr in OPTIMISTIC_ATTRS:
                 file = getattr(photo, attr)
                 assert os.path.isfile(file.path), (photo, attr)
-            assert photo.thumbnail.size == THUMBNAIL_SIZE
+            # OnRequest: not made until a browser asks; sized all the same.
+            assert photo.card.size == CARD_SIZE
+            assert not cache_file_exists(gallery_app, photo.card.name)
             assert photo.square.size == SQUARE_SIZE
             assert fits(photo.display.size, DISPLAY_BOX)
             with photo.webp.open() as fp, Image.open(fp) as img:
@@ -357,7 +413,7 @@ def test_seed_skips_when_seeded_and_reset_starts_again(
     assert reset.exit_code == 0, reset.output
     assert count_photos(seeded) == 1
     assert stored_files(seeded, "photos") == ["alpine-dawn.jpg"]
-    assert len(stored_files(seeded, "CACHE/images/photos")) == 4
+    assert len(stored_files(seeded, "CACHE/images/photos")) == len(OPTIMISTIC_ATTRS)
     html = seeded.test_client().get("/").get_data(as_text=True)
     for tag in images(html):
         served(seeded, tag)
@@ -378,21 +434,69 @@ def test_gallery_serves_images_of_the_specs_sizes(seeded: Flask) -> None:
         assert response.status_code == 200
         html = response.get_data(as_text=True)
     tags = images(html)
-    thumbs = [tag for tag in tags if tag.get("class") == "thumb"]
     avatars = [tag for tag in tags if tag.get("class") == "avatar"]
     banners = [tag for tag in tags if tag.get("class") == "banner"]
-    assert [tag["alt"] for tag in thumbs] == ["Evening swell", "Alpine dawn"]  # newest first
+    cards = [picture for picture in pictures(html) if picture.img.get("class") == "thumb"]
+    assert [card.img["alt"] for card in cards] == ["Evening swell", "Alpine dawn"]  # newest first
     assert len(avatars) == 2
     assert len(banners) == 3
-    for tag in thumbs:
-        assert tag["src"].startswith("/media/CACHE/images/photos/")
-        img = served(seeded, tag)
-        assert img.size == THUMBNAIL_SIZE
-        assert img.format == "JPEG"
     for tag in avatars:
         assert served(seeded, tag).size == (64, 64)
     for tag in banners:
         assert served(seeded, tag).size == FEATURED_SIZE
+    for card in cards:
+        assert card.img["src"].startswith("/media/CACHE/images/photos/")
+        assert served(seeded, card.img).size == CARD_SIZE
+        assert card.img["loading"] == "lazy"
+
+
+def test_gallery_cards_are_pictures_made_when_first_asked_for(seeded: Flask) -> None:
+    from example_app.views import CARD_SIZES
+
+    made_on_commit = stored_files(seeded, "CACHE/images/photos")  # the Optimistic specs
+    html = seeded.test_client().get("/").get_data(as_text=True)
+    assert stored_files(seeded, "CACHE/images/photos") == made_on_commit  # none by the render
+    cards = [picture for picture in pictures(html) if picture.img.get("class") == "thumb"]
+    assert len(cards) == 2
+    card = cards[0]
+    assert [source["type"] for source in card.sources] == ["image/avif", "image/webp"]
+    assert {source["sizes"] for source in card.sources} == {CARD_SIZES}
+    assert card.img["sizes"] == CARD_SIZES
+    assert (card.img["width"], card.img["height"]) == tuple(str(side) for side in CARD_SIZE)
+    assert "style" not in card.img  # no preview known before a candidate is made
+    offered = card.candidates()
+    assert len(offered) == CARD_FILES_PER_PHOTO
+    for fmt, url, width in offered:
+        assert "?ik=" in url
+        img = fetch(seeded, url)  # the first GET makes it
+        assert (img.format, img.size) == (fmt, (width, width * 3 // 4)), url
+    assert (
+        len(stored_files(seeded, "CACHE/images/photos"))
+        == len(made_on_commit) + CARD_FILES_PER_PHOTO
+    )
+    # Another card's file, asked for with this card's token or with none: refused.
+    _, url, _ = offered[0]
+    other = cards[1].candidates()[0][1].split("?", 1)[0]
+    assert status(seeded, f"{other}?{url.split('?', 1)[1]}") == 404
+    assert status(seeded, other) == 404
+    assert len(stored_files(seeded, "CACHE/images/photos")) == (
+        len(made_on_commit) + CARD_FILES_PER_PHOTO
+    )
+
+    # Rendered again: the blurred preview the candidates recorded is the card's background.
+    html = seeded.test_client().get("/").get_data(as_text=True)
+    card, other_card = [p for p in pictures(html) if p.img.get("class") == "thumb"]
+    preview = re.fullmatch(
+        r"background-size:cover;background-image:url\((data:image/[a-z]+;base64,\S+)\)",
+        card.img["style"],
+    )
+    assert preview, card.img["style"]
+    assert len(preview.group(1)) <= 1024
+    assert "style" not in other_card.img  # none of its files was asked for yet
+    assert (
+        len(stored_files(seeded, "CACHE/images/photos"))
+        == len(made_on_commit) + CARD_FILES_PER_PHOTO
+    )
 
 
 def test_empty_gallery_says_how_to_seed(gallery_app: Flask) -> None:
@@ -410,11 +514,11 @@ def test_detail_page_shows_every_spec(seeded: Flask) -> None:
     tags = images(html)
     by_spec = {tag["data-spec"]: tag for tag in tags if "data-spec" in tag}
     assert set(by_spec) == {
-        "example_app:photo:thumbnail",
+        "example_app:photo:card",
         "example_app:photo:webp",
         "example_app:photo:square",
     }
-    assert served(seeded, by_spec["example_app:photo:thumbnail"]).size == THUMBNAIL_SIZE
+    assert served(seeded, by_spec["example_app:photo:card"]).size == CARD_SIZE
     assert served(seeded, by_spec["example_app:photo:square"]).size == SQUARE_SIZE
     webp = served(seeded, by_spec["example_app:photo:webp"])
     assert webp.format == "WEBP"
@@ -458,7 +562,7 @@ def test_upload_stores_the_photo_and_generates_its_specs(gallery_app: Flask) -> 
     assert stored_files(gallery_app, "photos") == ["My_Holiday.jpg"]
     # Generated when the row was committed, before any page asked for them.
     generated = stored_files(gallery_app, "CACHE/images/photos")
-    assert len(generated) == 4
+    assert len(generated) == len(OPTIMISTIC_ATTRS)  # the card waits for a browser
     assert sum(name.endswith(".webp") for name in generated) == 1
 
     from example_app.extensions import db
@@ -713,11 +817,13 @@ def test_generate_over_the_seeded_app(seeded: Flask, runner: FlaskCliRunner) -> 
     assert "example_app:featured  JpegsInADirectory('featured')  3 sources" in listing.output
     for spec_id in PHOTO_SPEC_IDS:
         assert f"{spec_id}  ImageFieldSourceGroup(Photo, 'image')  2 sources" in listing.output
+    assert (
+        "example_app:photo:card  ImageFieldSourceGroup(Photo, 'image')  2 sources, "
+        "each with candidates at 320, 480 px in AVIF, WEBP and its own format"
+    ) in listing.output
 
 
-def test_generate_in_another_process_finds_the_files_generated_on_commit(
-    seeded: Flask,
-) -> None:
+def test_generate_in_another_process_warms_the_cards(seeded: Flask) -> None:
     env = {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
@@ -725,26 +831,44 @@ def test_generate_in_another_process_finds_the_files_generated_on_commit(
         "FLASK_IMAGEKIT_MEDIA_ROOT": seeded.config["IMAGEKIT_MEDIA_ROOT"],
         INSTANCE_PATH_ENV: seeded.instance_path,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "example_app", "imagekit", "generate"]
-        + ["example_app:photo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Generated 0 files, 8 already there, 0 failed." in done.stdout
+
+    def generate() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "example_app", "imagekit", "generate"]
+            + ["example_app:photo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    # The files of the Optimistic specs were made on commit; the cards' are made now.
+    cards, made_on_commit = 2 * CARD_FILES_PER_PHOTO, 2 * len(OPTIMISTIC_ATTRS)
+    out = generate()
+    assert f"Generated {cards} files, {made_on_commit} already there, 0 failed." in out
+    out = generate()
+    assert f"Generated 0 files, {cards + made_on_commit} already there, 0 failed." in out
+    # What the gallery offers is what was made: its first visit makes nothing.
+    made = stored_files(seeded, "CACHE/images/photos")
+    html = seeded.test_client().get("/").get_data(as_text=True)
+    for card in pictures(html):
+        for _, url, _ in card.candidates():
+            assert status(seeded, url) == 200
+    assert stored_files(seeded, "CACHE/images/photos") == made
 
 
-def test_demo_without_serving(tmp_path: Path) -> None:
+@pytest.mark.parametrize("warm", [False, True], ids=["cards-on-request", "warm"])
+def test_demo_without_serving(tmp_path: Path, warm: bool) -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("DATABASE_URL", None)
     instance = tmp_path / "instance"
     done = subprocess.run(
         [sys.executable, "-m", "example_app.demo", "--instance", str(instance)]
-        + ["--count", "2", "--no-serve"],
+        + ["--count", "2", "--no-serve"]
+        + (["--warm"] if warm else []),
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -754,13 +878,18 @@ def test_demo_without_serving(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for step in ("init-db", "seed --count 2", "imagekit generate"):
-        assert f"$ flask --app example_app {step}" in out
+    generate = "imagekit generate" if warm else "imagekit generate example_app:featured"
+    for step in ("init-db", "seed --count 2", generate):
+        assert f"$ flask --app example_app {step}\n" in out
     assert "Seeded 2 photos" in out
     assert re.search(r"Generated \d+ files, \d+ already there, 0 failed\.", out), out
     assert (instance / "example.sqlite3").is_file()
-    assert sorted(os.listdir(instance / "media" / "photos")) == [
-        "alpine-dawn.jpg",
-        "evening-swell.jpg",
-    ]
+    media = instance / "media"
+    assert sorted(os.listdir(media / "photos")) == ["alpine-dawn.jpg", "evening-swell.jpg"]
+    assert len(list((media / "CACHE" / "images" / "featured").rglob("*.jpg"))) == 3
+    # The cards' AVIF and WebP files: made now only when warming, else by browsers.
+    made = [p for p in (media / "CACHE").rglob("*") if p.suffix in (".avif", ".webp")]
+    webp_copies = 2  # Photo.webp, made on commit
+    cards = 2 * 2 * (len(CARD_WIDTHS) + 1)  # 2 photos, AVIF and WebP, 3 widths
+    assert len(made) == webp_copies + (cards if warm else 0)
     assert "Serving" not in out

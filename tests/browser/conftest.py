@@ -101,19 +101,21 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live_server(
-    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+    browser: Browser, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> t.Iterator[LiveServer]:
-    """Run the demo (tables, 2 seeded photos, generate) into a tmp folder and serve it.
+    """Run the demo (tables, seeded photos, the banners generated) into a tmp folder; serve it.
 
-    The app gets a free port (``--port 0``); its SQLite database and media
-    files live under the test's tmp folder.
+    One server per test module, seeded with the module's ``SEED_COUNT`` photos
+    (default 2). The app gets a free port (``--port 0``); its SQLite database
+    and media files live under the test's tmp folder.
     """
+    count = getattr(request.module, "SEED_COUNT", 2)
     root = tmp_path_factory.mktemp("example_app")
     instance = root / "instance"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
     env.pop("DATABASE_URL", None)
     command = [sys.executable, "-m", "example_app.demo", "--instance", str(instance)]
-    command += ["--count", "2", "--port", "0"]
+    command += ["--count", str(count), "--port", "0"]
     process = subprocess.Popen(
         command,
         cwd=root,

@@ -1,8 +1,8 @@
 """The example gallery in headless Chromium: upload, gallery, photo page, errors.
 
-Sizes are checked as the browser decoded them (``naturalWidth`` and
-``naturalHeight``), and every test leaves a full-page screenshot in its tmp
-folder.
+Sizes are checked as the browser decoded them, and every test leaves a
+full-page screenshot in its tmp folder. The gallery's ``<picture>`` itself
+(formats, layout shift, on-request generation) is tested in test_pictures.py.
 """
 
 from __future__ import annotations
@@ -12,71 +12,39 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from example_app.drawing import avatar, draw
 from example_app.specs import (
+    CARD_SIZE,
+    CARD_WIDTHS,
     DISPLAY_BOX,
     FEATURED_SIZE,
     SQUARE_SIZE,
-    THUMBNAIL_SIZE,
     WEBP_BOX,
 )
 
 from .conftest import LiveServer
+from .pages import assert_all_loaded, decoded_size, natural_size, screenshot
 
 if t.TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
 
 pytestmark = pytest.mark.browser
 
-#: Waits until every <img> of the page has finished loading (or failed to).
-ALL_IMAGES_SETTLED = "() => Array.from(document.images).every((img) => img.complete)"
-
-
-def natural_size(image: Locator) -> tuple[int, int]:
-    """The pixel size the browser decoded (0 x 0 if the image did not load)."""
-    width, height = image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
-    return int(width), int(height)
-
-
-def page_images(page: Page) -> list[dict[str, t.Any]]:
-    """Every <img> of the page with its src and natural size, once all have settled."""
-    page.wait_for_function(ALL_IMAGES_SETTLED)
-    images: list[dict[str, t.Any]] = page.evaluate(
-        """() => Array.from(document.images).map((img) => ({
-            src: img.getAttribute("src"), alt: img.alt,
-            width: img.naturalWidth, height: img.naturalHeight,
-        }))"""
-    )
-    return images
-
-
-def assert_all_loaded(page: Page) -> list[dict[str, t.Any]]:
-    images = page_images(page)
-    assert images
-    broken = [image for image in images if image["width"] == 0]
-    assert not broken, broken
-    return images
-
-
-def screenshot(page: Page, path: Path) -> None:
-    """Save a full-page PNG and check it is a real, non-blank picture."""
-    page.wait_for_load_state("load")  # else the page's height may not be known yet
-    page.screenshot(path=str(path), full_page=True)
-    assert path.is_file()
-    assert path.stat().st_size > 20_000, path.stat().st_size
-    with Image.open(path) as shot:
-        assert shot.format == "PNG"
-        assert shot.width == 1280
-        assert shot.height >= 600
-        colours = shot.convert("RGB").resize((64, 64)).getcolors(64 * 64)
-        assert colours is not None
-        assert len(colours) > 50  # not a blank page
-
 
 def fits(size: tuple[int, int], box: tuple[int, int]) -> bool:
     return size[0] <= box[0] and size[1] <= box[1] and (size[0] == box[0] or size[1] == box[1])
+
+
+#: What a 1280 px wide browser shows of a card: its narrowest candidate (a card is
+#: 270 px wide), in AVIF.
+SHOWN_CARD = (CARD_WIDTHS[0], CARD_WIDTHS[0] * CARD_SIZE[1] // CARD_SIZE[0])
+
+
+def shown_card(image: Locator) -> tuple[str, tuple[int, int]]:
+    """The file a card's ``<img>`` shows (path, no query) and its pixel size."""
+    url = image.evaluate("(img) => img.currentSrc")
+    return url.split("?", 1)[0], decoded_size(image.page, url)
 
 
 def test_upload_then_see_it_in_the_gallery_and_on_its_page(
@@ -102,14 +70,14 @@ def test_upload_then_see_it_in_the_gallery_and_on_its_page(
     assert page.get_by_role("heading", level=1).inner_text() == "Harbour at dusk"
     assert "“Harbour at dusk” was uploaded." in page.locator(".flash").inner_text()
     images = assert_all_loaded(page)
-    assert len(images) == 5  # avatar, display, thumbnail, webp, square
+    assert len(images) == 5  # avatar, display, card, webp, square
     assert fits(natural_size(page.locator("img.display")), DISPLAY_BOX)
     variants = page.locator("figure.variant")
     sizes = {
         figure.get_attribute("data-spec"): natural_size(figure.locator("img"))
         for figure in variants.all()
     }
-    assert sizes["example_app:photo:thumbnail"] == THUMBNAIL_SIZE
+    assert sizes["example_app:photo:card"] == CARD_SIZE
     assert sizes["example_app:photo:square"] == SQUARE_SIZE
     assert fits(sizes["example_app:photo:webp"], WEBP_BOX)
     webp = page.locator('[data-spec="example_app:photo:webp"] img').get_attribute("src")
@@ -117,14 +85,16 @@ def test_upload_then_see_it_in_the_gallery_and_on_its_page(
     assert webp.endswith(".webp")
     screenshot(page, tmp_path / "photo.png")
 
-    # The gallery: the new photo first, its thumbnail at the spec's size.
+    # The gallery: the new photo first, its card's AVIF candidate at the column's width.
     page.get_by_role("link", name="Gallery", exact=True).click()
     page.wait_for_url(live_server.url)
     card = page.locator(f"#photo-{photo_id}")
     assert card.locator(".title").inner_text() == "Harbour at dusk"
     assert card.locator(".byline").inner_text() == "Playwright"
     assert_all_loaded(page)
-    assert natural_size(card.locator("img.thumb")) == THUMBNAIL_SIZE
+    path, size = shown_card(card.locator("img.thumb"))
+    assert path.endswith(".avif")
+    assert size == SHOWN_CARD
     assert natural_size(card.locator("img.avatar")) == (64, 64)
     assert page.locator(".card").first.get_attribute("id") == f"photo-{photo_id}"
     screenshot(page, tmp_path / "gallery.png")
@@ -140,7 +110,9 @@ def test_seeded_gallery_and_featured_banners_load(page: Page, live_server: LiveS
     titles = page.locator(".card .title").all_inner_texts()
     assert {"Alpine dawn", "Evening swell"} <= set(titles)
     for thumb in page.locator("img.thumb").all():
-        assert natural_size(thumb) == THUMBNAIL_SIZE
+        path, size = shown_card(thumb)
+        assert path.endswith(".avif")
+        assert size == SHOWN_CARD
 
 
 def test_text_file_upload_shows_the_error(
