@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: test demo bench lint typecheck clean test-browser fuzz
+.PHONY: test demo bench lint typecheck clean test-browser screenshots fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: $(STAMP)
 
 test-browser: $(STAMP)
 	$(BIN)/pytest -m browser tests/browser
+
+# Refresh the README's screenshots of the example gallery (docs/screenshots/).
+screenshots: $(STAMP)
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -m browser tests/browser/test_pictures.py
 
 BENCH_ARGS ?=
 bench: $(STAMP)
