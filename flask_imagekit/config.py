@@ -24,6 +24,7 @@ from .cachefiles.strategies import resolve_strategy
 from .exceptions import ImproperlyConfigured
 from .importing import invalid as _fail
 from .importing import resolve, resolve_instance
+from .specs.responsive import responsive_formats, responsive_widths
 from .storage import FileSystemStorage, Storage, clean_name
 
 if t.TYPE_CHECKING:
@@ -73,11 +74,6 @@ DEFAULTS: dict[str, t.Any] = {
     # AVIF then WEBP, less those this Pillow cannot encode (AVIF needs libavif).
     "IMAGEKIT_RESPONSIVE_FORMATS": defaults.RESPONSIVE_FORMATS,
 }
-
-# Formats a Pillow build may lack an encoder for: named, they are left out, not refused.
-_OPTIONAL_FORMATS = frozenset({"AVIF", "WEBP"})
-# No responsive candidate is wider (a 16K screen at 2x is 15360 pixels wide).
-_MAX_RESPONSIVE_WIDTH = 16_384
 
 # SimpleCache evicts at random past its threshold; state entries are tiny.
 _SIMPLE_CACHE_THRESHOLD = 100_000
@@ -344,52 +340,6 @@ def _thumbnail_sizes(value: t.Any) -> frozenset[str] | None:
     if not all(isinstance(size, str) and _DIMENSIONS.match(size) for size in sizes):
         _fail(key, value, expected)
     return frozenset(sizes)
-
-
-def responsive_widths(key: str, value: t.Any) -> tuple[int, ...]:
-    """Validate the widths ``picture()`` offers (``key`` names them in errors); sorted, unique."""
-    expected = (
-        f"a non-empty list of widths in pixels (integers from 1 to {_MAX_RESPONSIVE_WIDTH}), "
-        "such as [480, 800, 1200]"
-    )
-    if isinstance(value, str) or not isinstance(value, t.Iterable):
-        _fail(key, value, expected)
-    widths = list(value)
-    if not widths or not all(
-        type(width) is int and 0 < width <= _MAX_RESPONSIVE_WIDTH for width in widths
-    ):
-        _fail(key, value, expected)
-    return tuple(sorted(set(widths)))
-
-
-def responsive_formats(key: str, value: t.Any, *, warn: bool = False) -> tuple[str, ...]:
-    """Validate the modern formats ``picture()`` offers, best first (``key`` names them).
-
-    A format this Pillow build cannot encode (AVIF without libavif) is left out, with
-    a warning in the log when ``warn``; a name that is no image format is refused.
-    """
-    expected = "a list of image format names a browser knows, such as ['AVIF', 'WEBP']"
-    if isinstance(value, str) or not isinstance(value, t.Iterable):
-        _fail(key, value, expected)
-    names = list(value)
-    if not all(isinstance(name, str) for name in names):
-        _fail(key, value, expected)
-    Image.init()
-    formats = list(dict.fromkeys(name.upper() for name in names))
-    unknown = [fmt for fmt in formats if fmt not in _OPTIONAL_FORMATS and fmt not in Image.SAVE]
-    unknown += [fmt for fmt in formats if fmt in Image.SAVE and fmt not in Image.MIME]
-    if unknown:
-        _fail(key, value, f"{expected} (not image formats this Pillow can write: {unknown})")
-    missing = [fmt for fmt in formats if fmt not in Image.SAVE]
-    if missing and warn:
-        logger.warning(
-            "flask_imagekit: %s names %s, which this Pillow build cannot encode; "
-            "picture() leaves %s out.",
-            key,
-            ", ".join(missing),
-            "it" if len(missing) == 1 else "them",
-        )
-    return tuple(fmt for fmt in formats if fmt in Image.SAVE)
 
 
 def _local_timeout(value: t.Any) -> float | None:

@@ -12,6 +12,7 @@ from PIL import features
 __all__ = [
     "ALLOWED_SOURCE_FORMATS",
     "CACHEFILE_DIR",
+    "MAX_CANDIDATE_WIDTH",
     "MAX_DECODE_BYTES",
     "MAX_OUTPUT_PIXELS",
     "MAX_SOURCE_PIXELS",
@@ -41,6 +42,10 @@ MAX_OUTPUT_PIXELS = 25_000_000
 #: ``IMAGEKIT_RESPONSIVE_WIDTHS``: the widths ``picture()`` and ``srcset()`` offer, in
 #: pixels (each at most the spec's own output width, which is always offered too).
 RESPONSIVE_WIDTHS: tuple[int, ...] = (480, 800, 1200, 1600)
+
+#: The widest responsive candidate, in pixels: a width ``picture()`` offers, a spec
+#: declares, or an on-request URL or a job names (a 16K screen at 2x is 15360 wide).
+MAX_CANDIDATE_WIDTH = 16_384
 
 #: ``IMAGEKIT_RESPONSIVE_FORMATS``: the modern formats ``picture()`` offers before the
 #: spec's own, best first; those this Pillow build cannot encode are left out.

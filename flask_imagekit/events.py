@@ -5,6 +5,11 @@
 registered with in the current app, the cache file of that source is built and
 its strategy's callbacks run (``on_source_created`` then ``on_source_saved``,
 and so on). The specs of one source decode it once between them.
+
+With ``IMAGEKIT_DELETE_ORPHANED_CACHEFILES``, a deleted source takes its cache
+files with it: each spec's own file, the responsive candidates the spec declares
+and those its pictures recorded (widths and formats a template asked for), with
+their states and the picture's record.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import typing as t
 from .globals import current_state_or_none
 from .signals import source_changed, source_created, source_deleted
 from .specs import decode_together
+from .specs.responsive import declared_candidates
 
 if t.TYPE_CHECKING:
     from .cachefiles import ImageCacheFile
@@ -49,10 +55,30 @@ def dispatch_source_event(state: AppState, sender: t.Any, source: t.Any, event: 
                 if method is not None:
                     method(file)
             if event == "deleted" and state.delete_orphaned_cachefiles:
-                file.storage.delete(file.name)
-                file.cachefile_backend.forget(file)
+                _delete(file)
+                _delete_candidates(state, generator_id, source, file)
         except Exception:
             _log_failure(event, source, generator_id)
+
+
+def _delete(file: ImageCacheFile) -> None:
+    file.storage.delete(file.name)
+    file.cachefile_backend.forget(file)
+
+
+def _delete_candidates(
+    state: AppState, generator_id: str, source: t.Any, file: ImageCacheFile
+) -> None:
+    """Delete the responsive candidates of ``file`` (a spec's own file) and its record."""
+    backend = file.cachefile_backend
+    made = getattr(backend, "candidates_made", None)
+    keys = dict.fromkeys(made(file) if made is not None else ())
+    keys.update(dict.fromkeys(declared_candidates(file.generator, None)))
+    for key in keys:
+        _delete(state.cachefile(generator_id, source=source, candidate=key))
+    forget = getattr(backend, "forget_picture", None)
+    if forget is not None:
+        forget(file)
 
 
 def _log_failure(event: str, source: t.Any, generator_id: str) -> None:

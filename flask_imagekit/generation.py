@@ -31,6 +31,7 @@ from .globals import current_state
 from .imaging import set_resize_threads
 from .sourcefiles import Outcome, failure_reason, generate_source
 from .sources import SourceFile, as_source
+from .specs import set_encode_threads
 
 __all__ = [
     "START_METHOD_ENV",
@@ -308,8 +309,9 @@ _worker_app: Flask | None = None
 
 def _worker_init(app: Flask | AppLoader) -> None:
     global _worker_app
-    # The processes already use every core: no resize threads on top.
+    # The processes already use every core: no resize or encode threads on top.
     set_resize_threads(1)
+    set_encode_threads(1)
     _worker_app = app.load() if isinstance(app, AppLoader) else app
 
 

@@ -54,6 +54,7 @@ from .references import (
     parse_candidate,
     parse_source,
     plain_kwargs,
+    signing_keys,
     stored_name,
     stored_source,
 )
@@ -91,16 +92,7 @@ PayloadFile = ReferencedFile
 
 def job_signer(app: Flask) -> Signer:
     """The signer of ``app``'s jobs; refuses an app without ``SECRET_KEY``."""
-    secret = app.secret_key
-    if not secret:
-        msg = (
-            "Jobs for Celery or RQ workers are signed with the app's SECRET_KEY, and this "
-            "app has none. Set SECRET_KEY, to the same value in the web app and its "
-            "workers (from an environment variable, for instance)."
-        )
-        raise ImproperlyConfigured(msg)
-    # As Flask's sessions: the current key signs, the fallbacks still verify.
-    keys: list[t.Any] = [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), secret]
+    keys = signing_keys(app, "Jobs for Celery or RQ workers are signed")
     return Signer(keys, salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256)
 
 

@@ -25,10 +25,14 @@ import uuid
 
 from flask import current_app
 
+from .defaults import MAX_CANDIDATE_WIDTH
 from .exceptions import ImproperlyConfigured, UnstoredSource
 from .globals import current_state
 from .sources import SourceFile, as_source
 from .storage import clean_name
+
+if t.TYPE_CHECKING:
+    from flask import Flask
 
 __all__ = [
     "FileReference",
@@ -43,6 +47,7 @@ __all__ = [
     "parse_row",
     "parse_source",
     "plain_kwargs",
+    "signing_keys",
     "stored_name",
     "stored_source",
 ]
@@ -52,7 +57,6 @@ _MODEL_FIELDS = frozenset({"entity", "identity"})
 # Generator arguments are plain values: a few levels of lists and dicts at most.
 _MAX_DEPTH = 16
 _MAX_KEY_PARTS = 16
-_MAX_CANDIDATE_WIDTH = 100_000
 _FORMAT_NAME = re.compile(r"^[A-Z0-9]{2,16}$")
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -88,6 +92,24 @@ class ReferencedFile(t.Protocol):
 def canonical_json(fields: t.Any) -> str:
     """The JSON text of ``fields`` that signatures are made of (sorted keys, no spaces)."""
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def signing_keys(app: Flask, signed: str) -> list[t.Any]:
+    """The keys ``app`` signs with, as Flask's sessions use them: the fallbacks, then
+    ``SECRET_KEY`` (the last one signs, every one verifies).
+
+    ``signed`` says what is signed (``"Jobs for Celery or RQ workers are signed"``),
+    for the error raised when the app has no ``SECRET_KEY``.
+    """
+    secret = app.secret_key
+    if not secret:
+        msg = (
+            f"{signed} with the app's SECRET_KEY, and this app has none. Set SECRET_KEY "
+            "(from an environment variable, for instance), to the same value in every "
+            "process of the app: web processes and workers."
+        )
+        raise ImproperlyConfigured(msg)
+    return [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), secret]
 
 
 # Writing references -------------------------------------------------------------------
@@ -335,7 +357,7 @@ def parse_candidate(value: t.Any) -> tuple[int | None, str | None] | None:
     if width is not None and (
         isinstance(width, bool)
         or not isinstance(width, int)
-        or not 0 < width <= _MAX_CANDIDATE_WIDTH
+        or not 0 < width <= MAX_CANDIDATE_WIDTH
     ):
         msg = f"its candidate width {width!r} is not a number of pixels"
         raise ValueError(msg)

@@ -19,7 +19,15 @@ A source that cannot be made into the file (missing, corrupt, refused) is a 404;
 the failure is remembered for ``IMAGEKIT_FAILURE_TIMEOUT`` seconds, during which
 requests are 404s without decoding anything, and logged once. A file still
 locked by another process after :data:`REQUEST_WAIT` seconds, or a storage that
-fails, is a 503 with ``Retry-After``.
+fails, is a 503 with ``Retry-After``. No 404 or 503 of the route may be cached
+(``Cache-Control: no-store``): the file may be there a moment later, and a CDN
+that ignores query strings would otherwise keep the 404 of a request without a
+token for the URL with one.
+
+The redirect to a file in another storage is cached for a year, unless the
+storage says how long its URLs stay valid: a storage whose ``url()`` gives
+URLs that expire (presigned) sets ``url_max_age`` to a number of seconds shorter
+than their lifetime (0: not cached at all).
 """
 
 from __future__ import annotations
@@ -27,7 +35,6 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-import threading
 import time
 import typing as t
 from urllib.parse import unquote, urlsplit
@@ -40,6 +47,7 @@ from .cachefiles.backends.states import CacheFileState, for_page
 from .cachefiles.onrequest import QUERY_PARAMETER, media_storage, read_token
 from .exceptions import (
     GenerationError,
+    ImproperlyConfigured,
     MissingCacheFile,
     SourceError,
     StorageError,
@@ -70,6 +78,9 @@ CACHEFILE_MAX_AGE = 365 * 24 * 3600
 #: Seconds a request waits for a file another process is generating (under the
 #: 30 s gunicorn gives a worker by default).
 REQUEST_WAIT = 20.0
+
+# Answers that must not be cached: the file may be there a moment later.
+_NOT_CACHED = frozenset({404, 503})
 
 #: The only files the media route shows inline, by extension; anything else is a download.
 MEDIA_INLINE_TYPES = {
@@ -146,7 +157,7 @@ def add_media_route(app: Flask, state: AppState) -> None:
         if target != storage.url(name) and not (
             parts.netloc in ("", request.host) and unquote(parts.path) == request.path
         ):
-            return _redirect(target)
+            return _redirect(target, file.storage)
         # The storage's URL is this very route (a storage without a base_url of its
         # own): a redirect would loop, so the file is sent from the storage.
         try:
@@ -162,6 +173,8 @@ def add_media_route(app: Flask, state: AppState) -> None:
             ours = bool(base) and (request.path == base or request.path.startswith(f"{base}/"))
         if ours:
             response.headers.update(MEDIA_HEADERS)
+            if response.status_code in _NOT_CACHED:
+                response.headers["Cache-Control"] = "no-store"
         return response
 
     app.add_url_rule(f"{base}/<path:filename>", "imagekit_media", imagekit_media)
@@ -219,27 +232,34 @@ def _make(file: ImageCacheFile, path: str | None = None) -> None:
         abort(Response("Try again shortly.", status=503, headers={"Retry-After": "1"}))
 
 
-_warned: dict[tuple[int, str, str], float] = {}
-_warned_lock = threading.Lock()
+_COULD_NOT_MAKE = "flask_imagekit: could not make %r on request: %s"
 
 
 def _warn_once(file: ImageCacheFile, error: BaseException) -> None:
     """Log why ``file`` could not be made, once per file, kind and failure window."""
     state = file.app_state
-    key = (id(state), file.name, type(error).__name__)
-    now = time.monotonic()
-    with _warned_lock:
-        if _warned.get(key, 0.0) > now:
-            return
-        if len(_warned) > 10_000:
-            _warned.clear()
-        _warned[key] = now + state.failure_timeout
-    logger.warning("flask_imagekit: could not make %r on request: %s", file.name, error)
+    state.warnings.warn(file.name, error, state.failure_timeout, _COULD_NOT_MAKE)
 
 
-def _redirect(target: str) -> BaseResponse:
-    """A lasting redirect to a file's URL in its (remote) storage: it never changes."""
+def _redirect(target: str, storage: t.Any) -> BaseResponse:
+    """A redirect to a file's URL in its (remote) storage, cached as the storage allows.
+
+    A year (the URL of a name never changes), or ``storage.url_max_age`` seconds
+    for a storage whose URLs expire.
+    """
     response = redirect(target, code=302)
-    response.cache_control.public = True
-    response.cache_control.max_age = CACHEFILE_MAX_AGE
+    max_age = getattr(storage, "url_max_age", None)
+    if max_age is None:
+        max_age = CACHEFILE_MAX_AGE
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0:
+        msg = (
+            f"{storage!r} has url_max_age = {max_age!r}: give the seconds its URLs may be "
+            "cached (0: never), or None for URLs that never change."
+        )
+        raise ImproperlyConfigured(msg)
+    if max_age:
+        response.cache_control.public = True
+        response.cache_control.max_age = max_age
+    else:
+        response.cache_control.no_store = True
     return response

@@ -206,6 +206,11 @@ def test_media_root_may_be_a_path_object(tmp_path: Path) -> None:
         ("IMAGEKIT_RESPONSIVE_FORMATS", "AVIF"),
         ("IMAGEKIT_RESPONSIVE_FORMATS", ["AVIF", "JPEG-XL"]),
         ("IMAGEKIT_RESPONSIVE_FORMATS", ["WEBP", 5]),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", ["PDF"]),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", ["EPS"]),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", ["ICO"]),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", ["WEBP", "BMP"]),
+        ("IMAGEKIT_RESPONSIVE_FORMATS", ["TIFF"]),
     ],
     ids=repr,
 )
@@ -766,3 +771,16 @@ def test_two_apps_resolve_their_own_settings(tmp_path: Path) -> None:
     with two.app_context():
         assert isinstance(current_state().cachefile_strategy, JustInTime)
         assert current_state().cache_prefix == "two:"
+
+
+def test_responsive_formats_are_those_browsers_show(tmp_path: Path) -> None:
+    app = make_app(tmp_path, IMAGEKIT_RESPONSIVE_FORMATS=["AVIF", "TIFF"])
+    with pytest.raises(ImproperlyConfigured, match="IMAGEKIT_RESPONSIVE_FORMATS") as info:
+        ImageKit(app)
+    message = str(info.value)
+    assert "TIFF" in message
+    assert "AVIF, WEBP, JPEG, PNG, GIF" in message
+    for fmt in ("avif", "WEBP", "jpeg", "PNG", "gif"):
+        app = make_app(tmp_path, IMAGEKIT_RESPONSIVE_FORMATS=[fmt])
+        ImageKit(app)
+        assert state_of(app).responsive_formats in ((fmt.upper(),), ())

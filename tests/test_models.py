@@ -14,7 +14,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template_string
 from flask_sqlalchemy import SQLAlchemy
 from PIL import Image
 from sqlalchemy import ForeignKey, Integer, String, func, insert, inspect, select
@@ -23,6 +23,7 @@ from werkzeug.datastructures import FileStorage
 
 from flask_imagekit import ImageKit, ImageSpec, register
 from flask_imagekit.exceptions import ImproperlyConfigured, MissingSource, SourceError
+from flask_imagekit.globals import current_state
 from flask_imagekit.models import (
     ImageSpecField,
     ProcessedColumn,
@@ -1079,6 +1080,52 @@ def test_delete_orphaned_with_dynamic_spec_on_expired_row(make_env: t.Callable[.
     env.session.delete(profile)
     env.session.commit()
     assert not path.exists()
+
+
+def test_delete_orphaned_cachefiles_deletes_the_candidates_with_their_states(
+    make_env: t.Callable[..., Env],
+) -> None:
+    class Declaring(ImageSpec):
+        processors = [ResizeToFill(100, 75)]  # noqa: RUF012
+        format = "JPEG"
+        responsive_widths = (40,)
+        responsive_formats = ("WEBP",)
+
+    register.generator("myapp:profile:declaring", Declaring)
+    env = make_env(
+        ImageSpecField(source="avatar", spec_id="myapp:profile:declaring"),
+        IMAGEKIT_DELETE_ORPHANED_CACHEFILES=True,
+    )
+    profile = env.Profile(avatar=env.source("avatars/c.jpg"))
+    env.session.add(profile)
+    env.session.commit()
+    generator_id = profile.avatar_thumbnail.generator_id
+    state = current_state()
+    files = [
+        state.cachefile(generator_id, source="avatars/c.jpg", candidate=key)
+        for key in [None, (None, "WEBP"), (40, "WEBP"), (40, None)]
+    ]
+    for file in files:  # as `flask imagekit generate` makes what the spec declares
+        file.generate()
+    state.states.cache.clear()  # their states lost: the spec's declaration still names them
+    with env.app.test_request_context():
+        # Widths and formats a template asked for: the picture's record names them.
+        template = '{{ picture(id, name, widths=[60], formats=["PNG"]) }}'
+        assert render_template_string(template, id=generator_id, name="avatars/c.jpg")
+    files += [
+        state.cachefile(generator_id, source="avatars/c.jpg", candidate=key)
+        for key in [(None, "PNG"), (60, "PNG"), (60, None)]
+    ]
+    assert all(env.file(file.name).is_file() for file in files)
+    backend = files[0].cachefile_backend
+    assert backend.picture_info(files[0]) is not None
+
+    env.session.delete(profile)
+    env.session.commit()
+    assert [file.name for file in files if env.file(file.name).exists()] == []
+    assert [file.name for file in files if backend.lookup(file).state is not None] == []
+    assert backend.picture_info(files[0]) is None
+    assert env.file("avatars/c.jpg").exists()
 
 
 # ProcessedImageField ---------------------------------------------------------------------------

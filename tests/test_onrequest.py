@@ -913,3 +913,95 @@ def test_a_signed_job_with_a_bad_candidate_is_refused(
     with pytest.raises(JobRefused, match="candidate"):
         run_job(sign_job({**recorder.sent[-1], "candidate": candidate}))
     assert cache_files(media_root) == []
+
+
+# Sizes a page asks for, and what the route says of a file it cannot serve ---------------------
+
+
+@pytest.mark.parametrize("raise_errors", [True, False])
+def test_an_explicit_size_of_an_unforeseeable_output_generates_the_file(
+    app: Flask, media_root: Path, raise_errors: bool
+) -> None:
+    app.config.update(
+        SECRET_KEY=SECRET,
+        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=STRATEGY,
+        IMAGEKIT_RAISE_ERRORS=raise_errors,
+    )
+    halving = counting([Halve()])
+    ImageKit(app).register.generator("t:halve", halving)
+    save_source(media_root, SOURCE)
+    served = app
+    template = '{{ generateimage("t:halve", source=name) }}'
+    with served.test_request_context():
+        assert "width=" not in render_template_string(template, name=SOURCE)
+        assert halving.generations == []  # type: ignore[attr-defined]
+        # Asking for the size is asking for the content: made now, as JustInTime would.
+        sized = (
+            '{% set th = generateimage("t:halve", source=name) %}{{ th.width }}x{{ th.height }}'
+        )
+        assert render_template_string(sized, name=SOURCE) == "320x240"
+        file = current_state().cachefile("t:halve", source=SOURCE)
+        assert file.size == (320, 240)
+    assert halving.generations == [SOURCE]  # type: ignore[attr-defined]
+    assert (media_root / file.name).is_file()
+
+
+def test_what_the_route_cannot_serve_is_never_kept_by_a_cache(
+    served: Flask, media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = url_of(served)
+    (media_root / "photos" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    refused = [
+        url.split("?")[0],  # no token: a CDN ignoring the query would keep it for the real URL
+        BAD_TOKENS["signature-tampered"](url, url),
+        url_of(served, source="photos/broken.jpg"),
+    ]
+    for each in refused:
+        response = fetch(served, each)
+        assert response.status_code == 404, each
+        assert response.headers["Cache-Control"] == "no-store", each
+    with served.app_context():
+        state = current_state()
+        file = state.cachefile("t:thumb", source=SOURCE)
+        lock = file.cachefile_backend.get_lock_key(file)
+        assert state.states.acquire(lock, "another process", 60)
+    monkeypatch.setattr("flask_imagekit.serving.REQUEST_WAIT", 0)
+    busy = fetch(served, url)
+    assert busy.status_code == 503
+    assert busy.headers["Cache-Control"] == "no-store"
+    assert busy.headers["Retry-After"] == "1"
+    with served.app_context():
+        state.states.release(lock, "another process")
+    served_now = fetch(served, url)
+    assert served_now.status_code == 200
+    assert served_now.cache_control.max_age == ONE_YEAR
+
+
+class ExpiringUrls(FsspecStorage):
+    """A storage whose URLs expire (presigned): redirects to them are kept briefly."""
+
+    url_max_age = 300
+
+
+def test_the_redirect_to_a_remote_file_is_kept_as_long_as_its_storage_says(
+    app: Flask, media_root: Path, thumb: type
+) -> None:
+    storage = ExpiringUrls(
+        f"memory://ik-{uuid.uuid4().hex}", base_url="https://files.example.com/media/"
+    )
+    app.config.update(
+        SECRET_KEY=SECRET,
+        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=STRATEGY,
+        IMAGEKIT_DEFAULT_FILE_STORAGE=storage,
+        IMAGEKIT_SOURCE_STORAGE=FileSystemStorage(media_root),
+    )
+    ImageKit(app).register.generator("t:thumb", thumb)
+    save_source(media_root, SOURCE)
+    try:
+        for _ in range(2):  # generated, then already there
+            response = fetch(app, url_of(app))
+            assert response.status_code == 302
+            assert response.cache_control.max_age == 300
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            storage.fs.rm(storage.root, recursive=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gc
 import html
 import io
 import logging
@@ -23,20 +24,23 @@ from flask import Flask, render_template_string
 from PIL import Image, ImageOps, features
 
 from flask_imagekit import ImageKit, ImageSpec
-from flask_imagekit.cachefiles.backends.states import picture_key, picture_value
+from flask_imagekit.cachefiles.backends import CacheFileState, Simple
+from flask_imagekit.cachefiles.backends.states import PictureInfo, picture_key, picture_value
 from flask_imagekit.exceptions import ImproperlyConfigured, SourceError
 from flask_imagekit.globals import STATE_KEY
+from flask_imagekit.pictures import layout
 from flask_imagekit.processors import ResizeToFit
+from flask_imagekit.specs.sharing import Share
 from flask_imagekit.storage import FileSystemStorage
 
-from .conftest import photo, save_source
+from .conftest import count_calls, photo, save_source
 
 pytestmark = pytest.mark.skipif(not features.check("avif"), reason="Pillow without AVIF")
 
 OPTIMISTIC = "flask_imagekit.cachefiles.strategies.Optimistic"
 WIDTHS = [100, 200, 300]
 STATE_OPERATIONS = ("get", "set", "delete", "complete", "acquire", "release", "lock_holder")
-SOURCE_TAG = re.compile(r'<source type="([^"]+)" srcset="([^"]+)" sizes="([^"]+)">')
+SOURCE_TAG = re.compile(r'<source type="([^"]+)" srcset="([^"]+)"(?: sizes="([^"]+)")?>')
 IMG_TAG = re.compile(r"<img ([^>]*)>")
 ATTRIBUTE = re.compile(r'([a-z-]+)(?:="([^"]*)")?')
 
@@ -277,17 +281,19 @@ def test_srcset_gives_the_attribute_value_alone(page: Page) -> None:
 
 def test_just_in_time_generates_every_candidate_from_one_decode(page: Page) -> None:
     page.picture()
-    assert page.sources.opens == {"photos/p.jpg": 1}
+    # Its header (the output's and the source's sizes tell which widths to make), then
+    # its pixels, once for every candidate.
+    assert page.sources.opens == {"photos/p.jpg": 2}
     assert len(page.cache_files()) == 12
     page.picture()
-    assert page.sources.opens == {"photos/p.jpg": 1}
+    assert page.sources.opens == {"photos/p.jpg": 2}
 
 
 def test_just_in_time_decodes_once_when_the_specs_own_file_exists(page: Page) -> None:
     page.render('{{ generateimage("t:photo", source="photos/p.jpg") }}')
     assert page.sources.opens == {"photos/p.jpg": 1}
     page.picture()
-    assert page.sources.opens == {"photos/p.jpg": 2}
+    assert page.sources.opens == {"photos/p.jpg": 3}  # its header, then one decode
     assert len(page.cache_files()) == 12
 
 
@@ -379,7 +385,7 @@ def test_a_preview_cannot_break_out_of_the_url_or_the_attribute(page: Page, prev
         state = page.app.extensions[STATE_KEY]
         name = state.cachefile("t:photo", source="photos/p.jpg").name
         # As a poisoned state cache would hold it.
-        value = picture_value((400, 267), preview.replace(" ", "%20"))
+        value = picture_value(PictureInfo((400, 267), preview.replace(" ", "%20")))
         state.states.set(picture_key(state.cache_prefix, name), value)
     markup = page.picture(args=', placeholder="blur"')
     assert "<script" not in markup
@@ -486,11 +492,12 @@ def test_state_operations_of_a_cold_and_a_warm_picture(
     page = make_page(tmp_path, **cache_config)
     counts = counting(page)
     page.picture(args=", widths=[100, 200]")
-    # The picture's record (none yet), then the state of its 3 formats x 3 widths
-    # (100, 200 and the output's own: 400); the spec's own file generated first
-    # (read, lock, complete) to learn the output's size, decoding the source for every
-    # candidate; then the other 8, each: read, lock, complete, and the picture's record.
-    assert counts == {"get": 1 + 9 + 1 + 8, "acquire": 9, "complete": 9, "set": 8}, counts
+    # The picture's record (none yet; the output's size is foreseen from the source's
+    # header), then the state of its 3 formats x 3 widths (100, 200 and the output's
+    # own: 400); each generated (read, lock, complete; the first decodes the source for
+    # every one); each of the 8 candidates writes the picture's record, and adds itself
+    # to the list of those made (read, write), so that deleting the source finds them.
+    assert counts == {"get": 1 + 9 + 9 + 8, "acquire": 9, "complete": 9, "set": 8 + 8}, counts
     for fresh in (False, True):
         if fresh:
             with page.app.app_context():
@@ -558,7 +565,9 @@ class Unforeseeable(ImageSpec):
     format = "JPEG"
 
 
-def test_on_request_offers_an_output_of_unforeseeable_size_unsized(tmp_path: Path) -> None:
+def test_on_request_offers_an_output_of_unforeseeable_size_full_size_unsized(
+    tmp_path: Path,
+) -> None:
     page = make_page(
         tmp_path,
         SECRET_KEY="picture-tests",
@@ -566,12 +575,192 @@ def test_on_request_offers_an_output_of_unforeseeable_size_unsized(tmp_path: Pat
     )
     with page.app.app_context():
         page.app.extensions["imagekit"].register.generator("t:mirror", Unforeseeable)
-    sources, img = parse_picture(page.render('{{ picture("t:mirror", "photos/p.jpg") }}'))
+    markup = page.render('{{ picture("t:mirror", "photos/p.jpg", widths=[100, 300, 1000]) }}')
+    sources, img = parse_picture(markup)
     assert page.cache_files() == []
+    # Which widths would be narrower than the output is unknown until it is made, and
+    # widths it does not reach would all be the same pixels: one full-size file per format.
     assert "width" not in img
     assert "height" not in img
-    assert img["sizes"] == "100vw"
-    for value in [value for _, value, _ in sources] + [img["srcset"]]:
-        for url, width in parse_srcset(value):
-            assert page.fetch(url).width == width
+    assert "srcset" not in img
+    assert "sizes" not in img
+    assert [(kind, sizes) for kind, _, sizes in sources] == [
+        ("image/avif", ""),
+        ("image/webp", ""),
+    ]
+    own = page.render('{{ srcset("t:mirror", "photos/p.jpg", widths=[100, 300, 1000]) }}')
+    assert html.unescape(own) == img["src"]
+    for (_, url, _), fmt in zip(sources, ("AVIF", "WEBP"), strict=True):
+        assert " " not in url
+        served = page.fetch(url)
+        assert (served.format, served.size) == (fmt, (400, 267))
     assert page.fetch(img["src"]).size == (400, 267)
+
+
+# What survives, what is let go, what is never offered ----------------------------------------
+
+ON_REQUEST = "flask_imagekit.cachefiles.strategies.OnRequest"
+
+
+def strategy_config(strategy: str | None) -> dict[str, t.Any]:
+    if strategy is None:
+        return {}
+    return {"SECRET_KEY": "picture-tests", "IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY": strategy}
+
+
+def offered_urls(markup: str) -> list[str]:
+    sources, img = parse_picture(markup)
+    values = [value for _, value, _ in sources] + [img["srcset"]]
+    return [url for value in values for url, _ in parse_srcset(value)]
+
+
+@pytest.mark.parametrize("strategy", [None, ON_REQUEST], ids=["just-in-time", "on-request"])
+def test_a_lost_blur_preview_comes_back_from_a_candidate_once_without_generating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: str | None
+) -> None:
+    page = make_page(tmp_path, **strategy_config(strategy))
+    args = ', widths=[100, 200], placeholder="blur"'
+    for url in offered_urls(page.picture(args=args)):
+        page.fetch(url)  # OnRequest: each file is made when a browser asks for it
+    _, img = parse_picture(page.picture(args=args))
+    assert "background-image:url(data:image/" in img["style"]
+    made = {path: path.stat().st_mtime_ns for path in page.cache_files()}
+    assert len(made) == 9
+    # The state cache is emptied (a restart, an eviction, FLUSHDB); the files stay.
+    page.states.cache.clear()
+    with page.app.app_context():
+        state = page.app.extensions[STATE_KEY]
+        state.file_memo.clear()
+        cache_reads = count_calls(monkeypatch, state.storage, "open")
+    _, img = parse_picture(page.picture(args=args))
+    assert "background-image:url(data:image/" in img["style"]
+    assert {path: path.stat().st_mtime_ns for path in page.cache_files()} == made
+    assert cache_reads["open"] == 1  # the smallest candidate, read back once
+    with page.app.app_context():
+        state.file_memo.clear()
+    assert parse_picture(page.picture(args=args))[1]["style"] == img["style"]
+    assert cache_reads["open"] == 1
+
+
+class Upscaling(ImageSpec):
+    """1000 pixels wide, whatever the source: a smaller one is scaled up."""
+
+    processors = [ResizeToFit(1000)]  # noqa: RUF012
+    format = "JPEG"
+
+
+@pytest.mark.parametrize("strategy", [None, ON_REQUEST], ids=["just-in-time", "on-request"])
+def test_no_candidate_is_wider_than_a_source_the_spec_scales_up(
+    tmp_path: Path, strategy: str | None
+) -> None:
+    page = make_page(tmp_path, **strategy_config(strategy))
+    with page.app.app_context():
+        page.app.extensions["imagekit"].register.generator("t:upscaling", Upscaling)
+    save_source(page.media_root, "photos/small.jpg", photo((300, 200)))
+    template = '{{ picture("t:upscaling", "photos/small.jpg", widths=[100, 480, 800]) }}'
+    for _ in range(2):  # before the candidates exist, then from what they recorded
+        with page.app.app_context():
+            page.app.extensions[STATE_KEY].file_memo.clear()
+        sources, img = parse_picture(page.render(template))
+        assert (img["width"], img["height"]) == ("1000", "667")  # the spec's output
+        assert img["sizes"] == "(max-width: 1000px) 100vw, 1000px"
+        for value in [value for _, value, _ in sources] + [img["srcset"]]:
+            assert [width for _, width in parse_srcset(value)] == [100, 300]
+            for url, width in parse_srcset(value):
+                assert page.fetch(url).width == width
+        assert page.fetch(img["src"]).width == 1000
+
+
+def test_candidates_wider_than_the_source_are_left_out_of_the_decode(
+    page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with page.app.app_context():
+        page.app.extensions["imagekit"].register.generator("t:mirror", Unforeseeable)
+    decoded: list[list[int | None]] = []
+    original = layout.decode_together
+
+    def spy(specs: t.Iterable[t.Any]) -> None:
+        specs = list(specs)
+        decoded.append(sorted((getattr(spec, "width", None) or 0) for spec in specs))
+        original(specs)
+
+    monkeypatch.setattr(layout, "decode_together", spy)
+    # Its output size is unknown until it is made, its source 600 pixels wide.
+    sources, img = parse_picture(
+        page.render('{{ picture("t:mirror", "photos/p.jpg", widths=[100, 2000, 3000]) }}')
+    )
+    assert decoded
+    # Only the source's own width may turn out wider than the output, once it is known.
+    assert all(width <= 600 for widths in decoded for width in widths), decoded
+    assert [width for _, width in parse_srcset(img["srcset"])] == [100, 400]
+    assert len(page.cache_files()) == 6
+
+
+class ElsewhereMeanwhile(Simple):
+    """Another process makes one candidate between the page's lookup and its generation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def generate(self, file: t.Any, force: bool = False) -> tuple[int, int] | None:
+        self.calls += 1
+        if self.calls == 3:
+            file.storage.save(file.name, io.BytesIO(b"made elsewhere"))
+            self.set_state(file, CacheFileState.EXISTS)
+        return super().generate(file, force)
+
+
+def test_a_candidate_made_elsewhere_meanwhile_lets_go_of_the_shared_decode(
+    tmp_path: Path,
+) -> None:
+    backend = ElsewhereMeanwhile()
+    page = make_page(tmp_path, IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=backend)
+    page.picture(args=', widths=[100, 200], formats=["WEBP"]')
+    assert backend.calls > 3
+    gc.collect()
+    # Every spec let go of its share of the decode (see ImageSpec.discard): none of those
+    # the remembered picture keeps holds an image or an output encoded ahead.
+    kept = [
+        obj for obj in gc.get_objects() if isinstance(obj, ImageSpec) and "_share" in vars(obj)
+    ]
+    assert kept == []
+    shares = [obj for obj in gc.get_objects() if isinstance(obj, Share)]
+    assert [share.alive() for share in shares] == [0] * len(shares)
+
+
+def test_a_picture_pending_in_debug_mode_is_not_remembered(tmp_path: Path) -> None:
+    page = make_page(tmp_path, IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=Simple(lock_wait=0))
+    template = '{{ picture("t:mirror", "photos/p.jpg") }}'
+    with page.app.app_context():
+        state = page.app.extensions[STATE_KEY]
+        page.app.extensions["imagekit"].register.generator("t:mirror", Unforeseeable)
+        base = state.cachefile("t:mirror", source="photos/p.jpg")
+        lock = base.cachefile_backend.get_lock_key(base)
+        assert state.states.acquire(lock, "another process", 60)
+    pending = page.render(template)
+    assert IMG_TAG.fullmatch(pending), pending  # its own URL alone: on its way
+    with page.app.app_context():
+        state.states.release(lock, "another process")
+    assert page.render(template).startswith("<picture>")
+
+
+@pytest.mark.redis
+def test_the_candidates_made_in_several_processes_are_all_recorded(
+    tmp_path: Path, redis_url: str
+) -> None:
+    config = {"IMAGEKIT_CACHE_BACKEND": {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_url}}
+    first = make_page(tmp_path, **config)
+    second = make_page(tmp_path, **config)  # another process, with its own local tier
+    keys = [(100, "WEBP"), (200, "WEBP"), (100, None)]
+    for page, key in zip((first, second, first), keys, strict=True):
+        with page.app.app_context():
+            state = page.app.extensions[STATE_KEY]
+            state.cachefile("t:photo", source="photos/p.jpg", candidate=key).generate()
+    for page in (first, second):
+        with page.app.app_context():
+            state = page.app.extensions[STATE_KEY]
+            base = state.cachefile("t:photo", source="photos/p.jpg")
+            assert sorted(base.cachefile_backend.candidates_made(base), key=str) == sorted(
+                keys, key=str
+            )

@@ -11,25 +11,36 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import multiprocessing
+import os
 import random
 import re
+import threading
 import typing as t
+import weakref
 from pathlib import Path
 
 import pytest
 from click.testing import Result
-from flask import Flask
+from flask import Flask, current_app
 from PIL import Image, JpegImagePlugin, features
 
 import flask_imagekit.specs
 from flask_imagekit import ImageKit, ImageSpec
 from flask_imagekit.exceptions import GenerationError, SourceError
+from flask_imagekit.generation import START_METHOD_ENV
 from flask_imagekit.globals import current_state
 from flask_imagekit.imaging import ENCODER_DEFAULTS, save_image
 from flask_imagekit.imaging.preview import MAX_PREVIEW_LENGTH, blur_preview
 from flask_imagekit.processors import Adjust, ResizeToFill, ResizeToFit
 from flask_imagekit.sources import SourceFile
-from flask_imagekit.specs import decode_together, prepare_specs
+from flask_imagekit.specs import (
+    decode_together,
+    encode_threads,
+    encoding_pool,
+    prepare_specs,
+    set_encode_threads,
+)
 from flask_imagekit.specs.responsive import Candidate, candidate_spec, declared_candidates
 
 from .conftest import encode, photo, psnr, save_source
@@ -255,6 +266,298 @@ def test_candidates_let_go_without_generating_release_their_images() -> None:
     assert RUNS == {"counted": 1}
 
 
+# Encoded at once ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def threads() -> t.Iterator[t.Callable[[int], None]]:
+    """Set how many threads encode the outputs of specs decoded together (restored after)."""
+    before = encode_threads()
+    yield set_encode_threads
+    set_encode_threads(before)
+
+
+Encoded = list[tuple[int, str, tuple[int, int], "weakref.ref[t.IO[bytes]]"]]
+
+
+@pytest.fixture
+def encodes(monkeypatch: pytest.MonkeyPatch) -> Encoded:
+    """(thread, format, size, output) of each encode of a spec from now on."""
+    found: Encoded = []
+    lock = threading.Lock()
+    original = flask_imagekit.specs.save_image
+
+    def spy(img: Image.Image, out: t.IO[bytes], fmt: str, *args: t.Any, **kw: t.Any) -> t.Any:
+        with lock:
+            found.append((threading.get_ident(), fmt, img.size, weakref.ref(out)))
+        return original(img, out, fmt, *args, **kw)
+
+    monkeypatch.setattr(flask_imagekit.specs, "save_image", spy)
+    return found
+
+
+def test_the_outputs_of_specs_decoded_together_are_encoded_at_once_slowest_first(
+    threads: t.Callable[[int], None], monkeypatch: pytest.MonkeyPatch, encodes: Encoded
+) -> None:
+    threads(2)
+    # The first two encodes wait for each other: they get past only if they run at once.
+    barrier = threading.Barrier(2, timeout=5)
+    spied = flask_imagekit.specs.save_image
+
+    def meet(img: Image.Image, *args: t.Any, **kw: t.Any) -> t.Any:
+        found = spied(img, *args, **kw)
+        if len(encodes) <= 2:
+            barrier.wait()
+        return found
+
+    monkeypatch.setattr(flask_imagekit.specs, "save_image", meet)
+    base = Photo(source=jpeg_source())
+    group = [base, *candidates(base, [100, 200])]
+    decode_together(group)
+    outputs = {(getattr(s, "width", None), s.format): opened(s.generate()) for s in group}
+
+    assert len(encodes) == len(group), "each output encoded once"
+    assert len({thread for thread, *_ in encodes}) == 2
+    assert {(fmt, size) for _, fmt, size, _ in encodes[:2]} == {
+        ("AVIF", (200, 150)),
+        ("AVIF", (100, 75)),
+    }, "the slowest first"
+    assert outputs[(None, "JPEG")].size == (400, 300)
+    for width in (100, 200):
+        for fmt in FORMATS:
+            assert (outputs[(width, fmt)].format, outputs[(width, fmt)].width) == (fmt, width)
+
+
+def test_outputs_encoded_at_once_are_the_bytes_encoded_one_by_one(
+    threads: t.Callable[[int], None], encodes: Encoded
+) -> None:
+    data = encode(photo((900, 700)), "JPEG", quality=92)
+    found: dict[int, list[tuple[bytes, t.Any]]] = {}
+    for count in (1, 4):
+        threads(count)
+        base = Photo(source=SourceFile("photos/p.jpg", file=io.BytesIO(data)))
+        group = [base, *candidates(base, [100, 200, 300]), Candidate(base, None, "AVIF")]
+        decode_together(group)
+        found[count] = [(s.generate().getvalue(), getattr(s, "picture_info", None)) for s in group]
+    assert found[1] == found[4]
+    assert len({thread for thread, *_ in encodes}) > 1
+
+
+def test_one_thread_or_a_spec_alone_encodes_in_its_own_generate_without_threads(
+    threads: t.Callable[[int], None], monkeypatch: pytest.MonkeyPatch, encodes: Encoded
+) -> None:
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def spy(thread: threading.Thread) -> None:
+        if thread.name.startswith("imagekit-encode"):  # resizes have threads of their own
+            started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", spy)
+    threads(4)
+    assert opened(Photo(source=jpeg_source()).generate()).size == (400, 300)
+    threads(1)
+    base = Photo(source=jpeg_source())
+    group = [base, *candidates(base, [100, 200])]
+    decode_together(group)
+    for spec in group:
+        before = len(encodes)
+        spec.generate()
+        assert len(encodes) == before + 1, "encoded by its own generate(), not ahead"
+    assert started == []
+    assert {thread for thread, *_ in encodes} == {threading.get_ident()}
+
+
+def test_outputs_encoded_at_once_see_the_app_context_of_the_generate(
+    ctx: Flask, threads: t.Callable[[int], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Configured(ImageSpec):
+        processors = [ResizeToFit(300)]  # noqa: RUF012
+
+        @property
+        def options(self) -> dict[str, t.Any]:  # type: ignore[override]
+            return {"quality": current_app.config["PHOTO_QUALITY"]}
+
+    threads(2)
+    ctx.config["PHOTO_QUALITY"] = 50
+    # The first two encodes wait for each other: one of them runs in another thread.
+    barrier = threading.Barrier(2, timeout=5)
+    save = flask_imagekit.specs.save_image
+    calls: list[str] = []
+
+    def meet(img: Image.Image, out: t.IO[bytes], fmt: str, *args: t.Any, **kw: t.Any) -> t.Any:
+        calls.append(fmt)
+        if len(calls) <= 2:
+            barrier.wait()
+        return save(img, out, fmt, *args, **kw)
+
+    monkeypatch.setattr(flask_imagekit.specs, "save_image", meet)
+    group = [Configured(source=jpeg_source()) for _ in FORMATS]
+    for spec, fmt in zip(group, FORMATS, strict=True):
+        spec.format = fmt
+    prepare_specs(group)
+    assert [opened(spec.generate()).format for spec in group] == list(FORMATS)
+
+
+def test_an_encoding_error_stays_with_its_spec(threads: t.Callable[[int], None]) -> None:
+    class Broken(Photo):
+        format_options = {"AVIF": {"quality": 1000}}  # noqa: RUF012
+
+    threads(2)
+    base = Broken(source=jpeg_source())
+    group = [base, *candidates(base, [100, 200])]
+    decode_together(group)
+    for spec in group:
+        if spec.format == "AVIF":
+            with pytest.raises(GenerationError, match="as AVIF"):
+                spec.generate()
+        else:
+            assert opened(spec.generate()).format == spec.format
+
+
+def test_a_failing_step_fails_its_specs_when_encoded_at_once(
+    threads: t.Callable[[int], None],
+) -> None:
+    threads(2)
+    source = jpeg_source()
+    broken = type("Broken", (ImageSpec,), {"processors": [Failing()], "format": "PNG"})
+    fine = type("Fine", (ImageSpec,), {"processors": [ResizeToFit(50)], "format": "PNG"})
+    group = [*candidates(broken(source=source), [100], ["PNG", "JPEG"]), fine(source=source)]
+    group.append(fine(source=source))
+    group[-1].format = "WEBP"
+    prepare_specs(group)
+    for spec in group[:2]:
+        with pytest.raises(GenerationError, match="Failing"):
+            spec.generate()
+    assert [opened(spec.generate()).format for spec in group[2:]] == ["PNG", "WEBP"]
+
+
+def test_outputs_never_taken_are_let_go_with_their_spec(
+    threads: t.Callable[[int], None], encodes: Encoded
+) -> None:
+    threads(2)
+    group = candidates(Photo(source=jpeg_source()), [100, 200], ["WEBP", "JPEG"])
+    prepare_specs(group)
+    share = group[0].__dict__["_share"]
+    group[0].generate()
+    assert len(encodes) == 4, "the first generate() encodes every output"
+    outputs = {(fmt, size[0]): output for _, fmt, size, output in encodes}
+    assert outputs[("JPEG", 100)]() is not None
+    group[1].discard()
+    assert outputs[("JPEG", 100)]() is None, "discard() drops its output"
+    dropped = group.pop(1)
+    assert outputs[("WEBP", 200)]() is not None
+    dropped = group.pop(1)
+    del dropped
+    assert outputs[("WEBP", 200)]() is None, "a spec let go drops its output with it"
+    assert opened(group[1].generate()).size == (200, 150)
+    assert len(encodes) == 4
+    assert share.alive() == 0
+
+
+def test_a_candidate_as_wide_as_its_specs_output_is_not_encoded_ahead(
+    threads: t.Callable[[int], None], encodes: Encoded
+) -> None:
+    threads(2)
+    base = Photo(source=jpeg_source())  # 400 px wide
+    wide = [Candidate(base, 400, "AVIF"), Candidate(base, 640, "WEBP")]
+    group = [base, *candidates(base, [100], ["AVIF", "WEBP"]), *wide]
+    decode_together(group)
+    base.generate()
+    assert sorted((fmt, size) for _, fmt, size, _ in encodes) == [
+        ("AVIF", (100, 75)),
+        ("JPEG", (400, 300)),
+        ("WEBP", (100, 75)),
+    ], "picture() and the CLI drop candidates that would not be narrower"
+    assert opened(wide[1].generate()).size == (400, 300), "generated anyway, it is encoded then"
+    assert len(encodes) == 4
+
+
+def test_encoded_at_once_the_preview_is_still_made_from_the_smallest_image(
+    threads: t.Callable[[int], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads(2)
+    previewed: list[tuple[int, int]] = []
+    preview = flask_imagekit.specs.sharing.blur_preview
+
+    def spy_preview(img: Image.Image) -> str | None:
+        previewed.append(img.size)
+        return preview(img)
+
+    monkeypatch.setattr(flask_imagekit.specs.sharing, "blur_preview", spy_preview)
+    # The walk that makes the images stops after the 200 px one (the lock let go)
+    # until an output of the spec's width is encoded: the 100 px one comes later.
+    encoded = threading.Event()
+    save = flask_imagekit.specs.save_image
+    order = encoding_pool.encode_order
+
+    def spy_save(*args: t.Any, **kw: t.Any) -> t.Any:
+        found = save(*args, **kw)
+        encoded.set()
+        return found
+
+    def spy_order(fmt: str, size: tuple[int, int]) -> tuple[int, int]:
+        if size == (200, 150):
+            assert encoded.wait(timeout=5)
+        return order(fmt, size)
+
+    monkeypatch.setattr(flask_imagekit.specs, "save_image", spy_save)
+    monkeypatch.setattr(encoding_pool, "encode_order", spy_order)
+    base = Photo(source=jpeg_source())
+    group = [base, Candidate(base, None, "WEBP"), *candidates(base, [200, 100], ["AVIF"])]
+    decode_together(group)
+    for spec in group:
+        spec.generate()
+    assert previewed == [(100, 75)], "one preview, from the narrowest image"
+    infos = {spec.picture_info for spec in group[1:]}
+    assert len(infos) == 1
+    assert next(iter(infos))[0] == (400, 300)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoteThreads:
+    """A pure processor that notes, in a file, the encode threads of the process it runs in."""
+
+    path: str
+
+    def process(self, img: Image.Image) -> Image.Image:
+        with open(self.path, "a", encoding="utf-8") as fp:
+            fp.write(f"{os.getpid()} {encode_threads()}\n")
+        return img
+
+
+def test_worker_processes_of_jobs_encode_one_output_at_a_time(
+    media_root: Path,
+    tmp_path: Path,
+    threads: t.Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("the worker processes must fork to share the spec defined here")
+    monkeypatch.setenv(START_METHOD_ENV, "fork")
+    threads(3)
+    notes = tmp_path / "notes.txt"
+    noted = type(
+        "Noted", (Responsive,), {"processors": [ResizeToFit(300, 300), NoteThreads(str(notes))]}
+    )
+    names = [save_source(media_root, f"s/{i}.jpg", photo((600, 400))) for i in range(4)]
+    app = Flask("jobs", instance_path=str(tmp_path / "instance"))
+    app.config.update(TESTING=True, IMAGEKIT_MEDIA_ROOT=str(media_root))
+    kit = ImageKit(app)
+    kit.register.generator("myapp:noted", noted)
+    kit.register.source_group("myapp:noted", Group(names))
+
+    result = invoke(app, "generate", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    assert summary(result) == (36, 0, 0)
+    lines = [line.split() for line in notes.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 4
+    assert {pid for pid, _ in lines}.isdisjoint({str(os.getpid())})
+    assert {count for _, count in lines} == {"1"}, "the processes already use every core"
+    assert encode_threads() == 3, "this process keeps its own setting"
+
+
 # Encoders -----------------------------------------------------------------------------------
 
 
@@ -387,6 +690,38 @@ def test_images_kept_for_the_other_candidates_count_against_the_memory_budget(
     prepare_specs(admitted)
     for member in admitted:
         member.generate()
+
+
+def test_encoders_run_at_once_only_as_far_as_the_memory_budget_allows(
+    ctx: Flask, threads: t.Callable[[int], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def spy(thread: threading.Thread) -> None:
+        if thread.name.startswith("imagekit-encode"):  # resizes have threads of their own
+            started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", spy)
+    threads(4)
+    data = encode(photo((1500, 1000)), "PNG", compress_level=1)
+    spec = type("Big", (ImageSpec,), {"processors": [ResizeToFit(1200)], "format": "PNG"})
+
+    def group(state: AppState) -> list[ImageSpec]:
+        base = spec(source=SourceFile("big.png", file=io.BytesIO(data)))
+        base.app_state = state
+        return [base, *candidates(base, [600, 900])]
+
+    state = current_state()
+    tight = group(dataclasses.replace(state, max_decode_bytes=minimum_budget(group, state)))
+    prepare_specs(tight)
+    assert all(member.generate() for member in tight)
+    assert started == [], "no room for a second encoder: one at a time"
+    roomy = group(dataclasses.replace(state, max_decode_bytes=None))
+    prepare_specs(roomy)
+    assert all(member.generate() for member in roomy)
+    assert started == ["imagekit-encode"] * 3
 
 
 # Blur previews ------------------------------------------------------------------------------
@@ -596,3 +931,42 @@ def test_generate_lists_a_failing_candidate_with_its_width_and_format(
     assert result.exit_code == 1
     assert summary(result) == (6, 0, 3)
     assert "myapp:broken AVIF" in result.stderr or "AVIF" in result.stderr, result.stderr
+
+
+# Declared candidates: formats this Pillow writes and browsers show, never wider than the source
+
+
+def test_declared_candidates_leave_out_a_format_this_pillow_cannot_encode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Image.init()
+    monkeypatch.delitem(Image.SAVE, "AVIF", raising=False)  # a Pillow built without libavif
+    spec = Responsive(source=jpeg_source())
+    assert declared_candidates(spec, 300) == [
+        (None, "WEBP"),
+        *((width, fmt) for width in (100, 200) for fmt in ("WEBP", "JPEG")),
+    ]
+
+
+def test_declared_candidates_refuse_a_format_browsers_do_not_show() -> None:
+    from flask_imagekit.exceptions import ImproperlyConfigured
+
+    tiff = type("Tiff", (Responsive,), {"responsive_formats": ["WEBP", "TIFF"]})
+    with pytest.raises(ImproperlyConfigured, match=r"Tiff\.responsive_formats.*TIFF"):
+        declared_candidates(tiff(source=jpeg_source()), 300)
+
+
+def test_declared_candidates_stop_at_a_source_narrower_than_the_output() -> None:
+    spec = Responsive(source=jpeg_source())
+    # A 150 px source the spec upscales to 300: its own width ends the list, in every format.
+    assert declared_candidates(spec, 300, source_width=150) == [
+        (width, fmt) for width in (100, 150) for fmt in ("AVIF", "WEBP", "JPEG")
+    ]
+    assert declared_candidates(spec, 300, source_width=300) == declared_candidates(spec, 300)
+    # The output's width still unknown: the source's width is listed too, for the case
+    # the output turns out wider (the caller drops what is as wide as the output or wider).
+    assert declared_candidates(spec, None, source_width=150) == [
+        (None, "AVIF"),
+        (None, "WEBP"),
+        *((width, fmt) for width in (100, 150) for fmt in ("AVIF", "WEBP", "JPEG")),
+    ]

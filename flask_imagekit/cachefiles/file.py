@@ -230,7 +230,9 @@ class ImageCacheFile:
     def size(self) -> tuple[int, int]:
         """``(width, height)`` in pixels, from the backend's state when it knows them.
 
-        In production a file that cannot be shown is ``(0, 0)``, not an error.
+        A size the strategy cannot foresee is read from the file, made now if need be
+        (OnRequest, a processor without ``cost()``). In production a file that cannot
+        be shown is ``(0, 0)``, not an error.
         """
         size = self._size
         if size is not None:
@@ -245,10 +247,11 @@ class ImageCacheFile:
                 self._warn(exc)
             return (0, 0)
 
-    def _read_size(self) -> tuple[int, int]:
+    def _read_size(self, *, generate: bool = True) -> tuple[int, int]:
+        """The size; ``generate`` false: raise ``SizeUnknown`` rather than make the file."""
         size = self._size
         if size is None:
-            size = measure(self)
+            size = measure(self, generate=generate)
             self._note_size(size)
         return size
 
@@ -331,7 +334,8 @@ class ImageCacheFile:
             url = self._url()
             if not sized:
                 with for_page():
-                    width, height = self._read_size()
+                    # A tag is no request for the content: unsized rather than generated.
+                    width, height = self._read_size(generate=False)
         except SizeUnknown:
             return tag([f'src="{escape(url)}"'], attrs), False  # sized once it exists
         except MissingCacheFile:

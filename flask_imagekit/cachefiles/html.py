@@ -28,6 +28,7 @@ from ..exceptions import (
 
 __all__ = [
     "PER_IMAGE_ERRORS",
+    "SHOWN_INSTEAD",
     "WarningWindows",
     "blur_style",
     "builtin_placeholder",
@@ -49,6 +50,9 @@ PER_IMAGE_ERRORS: tuple[type[ImageKitError], ...] = (
     StorageError,
 )
 
+#: What :meth:`WarningWindows.warn` logs by default.
+SHOWN_INSTEAD = "flask_imagekit: %s cannot be shown, rendering a placeholder: %s"
+
 _INVALID_ATTRIBUTE = re.compile(r"[\s/>=\"'<]", re.ASCII)
 # An image as a data URI: what a blurred preview may be.
 _IMAGE_DATA_URI = re.compile(r"data:image/[a-z0-9.+-]+[;,]", re.ASCII | re.IGNORECASE)
@@ -66,9 +70,15 @@ class WarningWindows:
         self._until: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def warn(self, label: str, error: BaseException, window: float) -> None:
-        """Log that ``label`` cannot be shown because of ``error``, unless done lately."""
-        key = f"{label}|{type(error).__name__}"
+    def warn(
+        self, label: str, error: BaseException, window: float, message: str = SHOWN_INSTEAD
+    ) -> None:
+        """Log ``message`` % (``label``, ``error``) unless done lately for them.
+
+        ``message`` says what happened (by default: ``label`` cannot be shown, a
+        placeholder is); each message has windows of its own.
+        """
+        key = f"{label}|{type(error).__name__}|{message}"
         now = time.monotonic()
         with self._lock:
             if self._until.get(key, 0.0) > now:
@@ -76,9 +86,7 @@ class WarningWindows:
             if len(self._until) > self.max_entries:
                 self._until.clear()
             self._until[key] = now + window
-        logger.warning(
-            "flask_imagekit: %s cannot be shown, rendering a placeholder: %s", label, error
-        )
+        logger.warning(message, label, error)
 
 
 def check_attributes(attrs: t.Mapping[t.Any, t.Any]) -> None:
@@ -130,16 +138,20 @@ def placeholder_tag(
     return tag(parts, attrs)
 
 
-def srcset_entry(url: str, width: int) -> str:
-    """``"URL 480w"``: one candidate of a ``srcset``, its URL safe to split on spaces."""
+def srcset_entry(url: str, width: int | None) -> str:
+    """``"URL 480w"``: one candidate of a ``srcset``, its URL safe to split on spaces.
+
+    ``width`` None: the URL alone (the one candidate, of a width not known yet).
+    """
     if _WHITESPACE.search(url):
         url = _WHITESPACE.sub(lambda match: quote(match.group()), url)
-    return f"{url} {width}w"
+    return url if width is None else f"{url} {width}w"
 
 
-def source_tag(mime: str, srcset: str, sizes: str) -> str:
-    """``<source type=.. srcset=.. sizes=..>``, the values escaped."""
-    return f'<source type="{escape(mime)}" srcset="{escape(srcset)}" sizes="{escape(sizes)}">'
+def source_tag(mime: str, srcset: str, sizes: str | None) -> str:
+    """``<source type=.. srcset=.. sizes=..>``, the values escaped (no ``sizes``: None)."""
+    tail = "" if sizes is None else f' sizes="{escape(sizes)}"'
+    return f'<source type="{escape(mime)}" srcset="{escape(srcset)}"{tail}>'
 
 
 def blur_style(preview: str, style: t.Any = None) -> str | None:

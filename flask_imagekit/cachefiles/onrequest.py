@@ -30,32 +30,24 @@ Files a token cannot name (no registry id, a source that is not stored in the
 source storage, arguments that are not plain JSON values) are generated just in
 time instead (:func:`on_request_url` returns None for them).
 
-**Sizes before the file exists.** A page wants ``width`` and ``height``:
-:func:`expected_size` takes them from the state when the file was made, else
-from the source's header (its size and EXIF orientation, no pixels decoded) run
-through the processors' size arithmetic (their ``cost()``). It remembers what it
-found under a key of its own (``<prefix>size:<name>``, for a day), never in the
-file's state: the state keeps saying the file is not there, so JustInTime,
-``flask imagekit generate`` and the media route still make it. When a processor's
-output cannot be foreseen (no ``cost()``, or one that depends on the pixels), the
-size is unknown until the file exists (:class:`SizeUnknown`): pages render the
-``<img>`` without it rather than generating.
+Sizes before the file exists come from :mod:`flask_imagekit.cachefiles.sizing`.
+
+**Signed, not encrypted.** Anyone can read a token's fields (base64 JSON): the
+generator id, the source's stored name, the model and primary key of its row, the
+arguments. Only the signature is secret. An app whose namer hides source names
+(the ``hash`` namer) shows them in OnRequest URLs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 import typing as t
 import weakref
 
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
 
-from ..exceptions import ImproperlyConfigured, MissingCacheFile, UnstoredSource
-from ..imaging import exif_orientation, open_image
-from ..processors.base import chain_cost
-from ..processors.orientation import upright_size
+from ..exceptions import ImproperlyConfigured, UnstoredSource
 from ..references import (
     FileReference,
     check_kwargs,
@@ -64,27 +56,21 @@ from ..references import (
     parse_candidate,
     parse_source,
     plain_kwargs,
+    signing_keys,
     stored_source,
 )
-from ..specs import ImageSpec
 from ..storage import FileSystemStorage
-from .backends.states import CacheFileState, state_key, unreachable_errors
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from ..sources import SourceFile
     from ..state import AppState
-    from ..statecache import StateCache
     from .file import ImageCacheFile
 
 __all__ = [
-    "EXPECTED_SIZE_TIMEOUT",
     "QUERY_PARAMETER",
     "SALT",
-    "SizeUnknown",
     "check_app",
-    "expected_size",
     "media_storage",
     "on_request_url",
     "read_token",
@@ -95,10 +81,6 @@ QUERY_PARAMETER = "ik"
 #: The itsdangerous salt of on-request tokens (jobs have their own).
 SALT = "flask_imagekit.onrequest"
 
-#: Seconds an expected size is remembered; the file is usually made long before.
-EXPECTED_SIZE_TIMEOUT = 24 * 3600
-
-_UNFORESEEABLE = "?"
 _KEYS = frozenset({"g", "s", "a", "m", "k", "c"})
 _MAX_TOKEN_LENGTH = 4096
 
@@ -117,22 +99,12 @@ def _current_app() -> Flask:
 
 def _serializer(app: Flask) -> URLSafeSerializer:
     """The serializer of ``app``'s tokens; refuses an app without ``SECRET_KEY``."""
-    secret = app.secret_key
-    fallbacks = tuple(app.config.get("SECRET_KEY_FALLBACKS") or ())
-    keys = (secret, *fallbacks)
+    keys = (app.secret_key, *(app.config.get("SECRET_KEY_FALLBACKS") or ()))
     cached = _serializers.get(app)
     if cached is not None and cached[0] == keys:
         return cached[1]
-    if not secret:
-        msg = (
-            "OnRequest signs the URLs of files that do not exist yet with the app's "
-            "SECRET_KEY, and this app has none. Set SECRET_KEY (from an environment "
-            "variable, for instance), the same in every process that serves the app."
-        )
-        raise ImproperlyConfigured(msg)
     serializer = URLSafeSerializer(
-        # As Flask's sessions: the current key signs, the fallbacks still verify.
-        [*fallbacks, secret],
+        signing_keys(app, "OnRequest signs the URLs of files that do not exist yet"),
         salt=SALT,
         serializer_kwargs={"sort_keys": True},
         signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha256},
@@ -239,116 +211,3 @@ def _parse(fields: t.Any, state: AppState) -> FileReference:
     kwargs = fields.get("k", {})
     check_kwargs(kwargs)
     return FileReference(generator_id, source, row, kwargs, parse_candidate(fields.get("c")))
-
-
-# Sizes before the file exists -------------------------------------------------------------
-
-
-class SizeUnknown(MissingCacheFile):
-    """The size of a file that does not exist yet cannot be foreseen (it is known once made)."""
-
-
-def expected_size(file: ImageCacheFile) -> tuple[int, int] | None:
-    """The size of ``file`` from its state, else from its source's header (see above).
-
-    None when the state says the file exists without telling its size (read it
-    from the file). Raises the remembered error of a failed generation,
-    :class:`~flask_imagekit.exceptions.SourceError` for a source that cannot be
-    opened, and :class:`SizeUnknown` when the size cannot be foreseen.
-    """
-    backend = file.cachefile_backend
-    lookup = getattr(backend, "lookup", None)
-    if lookup is not None:
-        found = lookup(file)
-        if found.size is not None:
-            return t.cast(tuple[int, int], found.size)
-        if found.error is not None:
-            raise found.error
-        if found.state is CacheFileState.EXISTS:
-            return None
-    states_of = getattr(backend, "state_cache", None)
-    states: StateCache | None = states_of(file) if callable(states_of) else None
-    key = state_key(file.app_state.cache_prefix, "size:", file.name)
-    remembered = _read(states, key)
-    if isinstance(remembered, str) and remembered != _UNFORESEEABLE:
-        width, _, height = remembered.partition("x")
-        if width.isdigit() and height.isdigit():
-            return int(width), int(height)
-    if remembered != _UNFORESEEABLE:
-        size = _foresee(file.generator, file.app_state)
-        _write(states, key, f"{size[0]}x{size[1]}" if size else _UNFORESEEABLE)
-        if size is not None:
-            return size
-    msg = (
-        f"The size of {file.name!r} is known once the file is made (a processor of its "
-        "spec has no cost(), so its output size cannot be foreseen)."
-    )
-    raise SizeUnknown(msg)
-
-
-def _foresee(generator: t.Any, state: AppState) -> tuple[int, int] | None:
-    """The output size of ``generator``, from its source's header; None if unforeseeable."""
-    if not isinstance(generator, ImageSpec) or not generator.source:
-        return None
-    processors = list(generator.processors or ())
-    size, mode, orientation = _header(generator.source, state)
-    if generator.auto_orient:
-        size = upright_size(size, orientation)
-    cost = chain_cost(processors, size, mode)
-    return None if cost.guessed else cost.size
-
-
-# The candidates of one picture share a source: its header is read once for all of them.
-_HEADER_SECONDS = 60.0
-_headers: weakref.WeakKeyDictionary[
-    AppState, dict[str, tuple[float, tuple[int, int], str, int]]
-] = weakref.WeakKeyDictionary()
-
-
-def _header(source: SourceFile, state: AppState) -> tuple[tuple[int, int], str, int]:
-    """The size, mode and EXIF orientation of ``source``, read from its header."""
-    known = _headers.setdefault(state, {})
-    key = source.name if source.is_stored and source.storage is None else None
-    now = time.monotonic()
-    found = known.get(key) if key else None
-    if found is not None and found[0] > now:
-        return found[1], found[2], found[3]
-    with (
-        source.open(state.source_storage) as fp,
-        open_image(
-            fp,
-            formats=state.allowed_source_formats,
-            max_pixels=state.max_source_pixels,
-            max_bytes=state.max_decode_bytes,
-            name=source.name,
-        ) as img,
-    ):
-        size, mode, orientation = img.size, img.mode, exif_orientation(img)
-    if key:
-        if len(known) > 4096:
-            known.clear()
-        known[key] = (now + _HEADER_SECONDS, size, mode, orientation)
-    return size, mode, orientation
-
-
-# Written to the cache behind the state cache: a size is no state, and files derived
-# from states (remembered markup) need not start again because of it.
-
-
-def _read(states: StateCache | None, key: str) -> t.Any:
-    if states is None or states.unreachable.active:
-        return None
-    try:
-        return states.cache.get(key)
-    except unreachable_errors():
-        states.unreachable.begin()
-        return None
-
-
-def _write(states: StateCache | None, key: str, value: str) -> None:
-    if states is None or states.unreachable.active:
-        return
-    try:
-        states.cache.set(key, value, timeout=EXPECTED_SIZE_TIMEOUT)
-    except unreachable_errors():
-        states.unreachable.begin()

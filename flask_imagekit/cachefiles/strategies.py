@@ -8,7 +8,7 @@ such callbacks or a callable returning a strategy works too.
 
 A strategy may also say how a file is shown before it exists:
 ``file_url(file) -> str`` (the URL pages show), ``expected_size(file)`` (its size,
-see :func:`~flask_imagekit.cachefiles.onrequest.expected_size`) and
+see :func:`~flask_imagekit.cachefiles.sizing.expected_size`) and
 ``generates_on_request = True`` (``bool()`` is true without asking anything), as
 :class:`OnRequest` does.
 
@@ -30,7 +30,8 @@ import typing as t
 from ..exceptions import ImproperlyConfigured
 from ..importing import resolve
 from .backends.states import for_page
-from .onrequest import SizeUnknown, expected_size, on_request_url
+from .onrequest import on_request_url
+from .sizing import SizeUnknown, expected_size
 
 if t.TYPE_CHECKING:
     from . import ImageCacheFile
@@ -100,7 +101,8 @@ class OnRequest:
     browser is waiting), then serves it, or redirects to it in a remote storage.
     ``width``/``height`` come from the state, or before the file exists from its
     source's header; they are left out of the ``<img>`` when they cannot be
-    foreseen. Reading the file's bytes (``open()``, ``read()``) generates it now.
+    foreseen. Reading the file's bytes (``open()``, ``read()``), or asking for a
+    size that cannot be foreseen (``file.width``), generates it now.
 
     Files a token cannot name (an upload, a path, a generator not built by its
     registry id) are generated just in time, as :class:`JustInTime` does. Needs
@@ -120,7 +122,7 @@ class OnRequest:
         return url
 
     def expected_size(self, file: ImageCacheFile) -> tuple[int, int] | None:
-        """The size of ``file`` without generating it (see ``onrequest.expected_size``)."""
+        """The size of ``file`` without generating it (see ``sizing.expected_size``)."""
         return expected_size(file)
 
     def on_content_required(self, file: ImageCacheFile) -> None:

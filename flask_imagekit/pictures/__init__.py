@@ -16,7 +16,10 @@ the full-width candidate of the ``<img>``, which is in the spec's own format.
 * **Widths**: the call's ``widths``, else the spec's ``responsive_widths``, else
   ``IMAGEKIT_RESPONSIVE_WIDTHS``. Widths at or above the spec's output width are
   left out, and that width itself is always offered, so no candidate is wider than
-  the spec's output (nor than the source: a spec never upscales it unless told to).
+  the spec's output. Nor than the source: a spec may scale a small source up
+  (``ResizeToFit`` does unless ``upscale=False``), its candidates stop at the
+  source's width (known from the source's header, then from the record the
+  candidates keep), and the browser scales that one up itself.
 * **Formats**: the call's ``formats``, else the spec's ``responsive_formats``, else
   ``IMAGEKIT_RESPONSIVE_FORMATS`` (AVIF, then WebP): one ``<source>`` each, best
   first. Formats this Pillow build cannot encode are left out.
@@ -27,10 +30,14 @@ the full-width candidate of the ``<img>``, which is in the spec's own format.
   loads; ``loading="lazy"`` and ``decoding="async"`` are set unless ``attrs`` say
   otherwise (``None`` leaves one out). ``attrs`` go on the ``<img>``, escaped. Under
   OnRequest, an output whose size cannot be foreseen before it is made (a processor
-  without ``cost()``) is offered at the widths as given, unsized, ``sizes="100vw"``.
+  without ``cost()``) is offered at its full size only, one file per format, without
+  ``width``/``height``, widths or ``sizes``: which widths would be narrower than it
+  is unknown, and those it does not reach would all be the same pixels.
 * ``placeholder="blur"``: the ``<img>`` shows a tiny blurred preview (a data URI
   recorded when the candidates were generated) as its CSS background until it loads
   (behind a transparent image it stays visible); nothing when no preview is known yet.
+  A record lost with the state cache is made again once, from the smallest
+  candidate there (see :mod:`~flask_imagekit.pictures.records`).
 
 The strategy decides what rendering does: under JustInTime the missing candidates
 are generated, together, so the source is decoded once for all of them; under
@@ -53,11 +60,11 @@ from markupsafe import Markup, escape
 from ..cachefiles import PER_IMAGE_ERRORS, ImageCacheFile
 from ..cachefiles.backends import CacheFileState
 from ..cachefiles.html import check_attributes, placeholder_tag, size_from_attributes, tag
-from ..config import responsive_formats, responsive_widths
 from ..exceptions import ImageKitError, ImproperlyConfigured, MissingCacheFile, MissingSource
 from ..globals import current_state
 from ..signals import existence_required
 from ..specs import ImageSpec
+from ..specs.responsive import responsive_formats, responsive_widths
 from .layout import Layout, Request, picture_info
 
 if t.TYPE_CHECKING:
@@ -194,7 +201,8 @@ def _render(state: AppState, request: Request, base: ImageCacheFile) -> _Rendere
     except MissingCacheFile:
         # The spec's own file is on its way (a worker, another process's lock).
         if state.raise_errors and not request.only:
-            return _Rendered(str(tag([f'src="{escape(base.storage.url(base.name))}"'], attrs)))
+            pending = tag([f'src="{escape(base.storage.url(base.name))}"'], attrs)
+            return _Rendered(str(pending), final=False)
         return _degraded(state, base, request, attrs, None)
     except PER_IMAGE_ERRORS as exc:
         return _degraded(state, base, request, attrs, exc)
@@ -207,7 +215,7 @@ def _render(state: AppState, request: Request, base: ImageCacheFile) -> _Rendere
     wants_preview = request.placeholder == "blur" and layout.preview is None
     return _Rendered(
         text,
-        files=tuple(layout.files.values()),
+        files=tuple(layout.shown.values()),
         check_existence=layout.just_in_time,
         preview_of=base if wants_preview else None,
         final=not layout.pending,

@@ -23,6 +23,7 @@ from ..globals import current_state, current_state_or_none
 from ..imaging import open_image, save_image
 from ..importing import resolve
 from ..sources import SourceFile, as_source
+from .encoding_pool import encode_threads, set_encode_threads
 from .hashing import canonical, digest
 from .sharing import Limits, Share, share_decode
 
@@ -36,8 +37,10 @@ __all__ = [
     "BaseImageSpec",
     "ImageSpec",
     "decode_together",
+    "encode_threads",
     "format_for_name",
     "prepare_specs",
+    "set_encode_threads",
 ]
 
 
@@ -223,36 +226,48 @@ class ImageSpec(BaseImageSpec):
             prepare_specs(pending)
             share = t.cast(Share, self.__dict__.pop("_share"))
         try:
-            img = share.image(self)
-            fmt = self.output_format(share.original_format)
-            out = io.BytesIO()
-            try:
-                save_image(
-                    img,
-                    out,
-                    fmt,
-                    self.options,
-                    self.autoconvert,
-                    keep_icc_profile=self.keep_icc_profile,
-                    # Processors that build a new image leave img.info, and the profile, behind.
-                    icc_profile=share.icc_profile,
-                )
-            except Exception as exc:
-                msg = (
-                    f"Could not encode the output of {type(self).__name__} for {source.name!r} "
-                    f"as {fmt}: {exc}. Check the spec's format and options."
-                )
-                raise GenerationError(msg) from exc
-            self._generated(img, share)
+            # Specs decoded together: the first to generate encodes every output.
+            out = share.encoded(self)
+            if out is None:
+                out = self._encode(share)
         finally:
             share.release()
         return out
 
+    def _encode(self, share: Share) -> io.BytesIO:
+        """Encode this spec's image of ``share`` (in a thread, for specs decoded together)."""
+        img = share.image(self)
+        fmt = self.output_format(share.original_format)
+        out = io.BytesIO()
+        try:
+            save_image(
+                img,
+                out,
+                fmt,
+                self.options,
+                self.autoconvert,
+                keep_icc_profile=self.keep_icc_profile,
+                # Processors that build a new image leave img.info, and the profile, behind.
+                icc_profile=share.icc_profile,
+            )
+        except Exception as exc:
+            name = self.source.name if self.source else None
+            msg = (
+                f"Could not encode the output of {type(self).__name__} for {name!r} "
+                f"as {fmt}: {exc}. Check the spec's format and options."
+            )
+            raise GenerationError(msg) from exc
+        self._generated(img, share)
+        return out
+
     def discard(self) -> None:
-        """Let go of the shared decode (see :func:`prepare_specs`) without generating."""
+        """Let go of the shared decode (see :func:`prepare_specs`) without generating.
+
+        Drops the output encoded ahead for this spec, if any.
+        """
         share: Share | None = self.__dict__.pop("_share", None)
         if share is not None:
-            share.release()
+            share.discard()
         self.__dict__.pop("_decode_group", None)
 
     def _generated(self, img: Image.Image, share: Share) -> None:
@@ -264,7 +279,10 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
 
     Each spec's next ``generate()`` starts from the shared decode instead of
     reading and decoding the source again, and specs that make the same image
-    share it (see :mod:`flask_imagekit.specs.sharing`).
+    share it (see :mod:`flask_imagekit.specs.sharing`). They are about to be
+    generated: the first to generate encodes the outputs of all, on several
+    threads (see :mod:`flask_imagekit.specs.encoding_pool`); a spec that will not
+    generate after all should :meth:`~ImageSpec.discard` its share.
     """
     if not specs:
         return
@@ -278,7 +296,9 @@ def prepare_specs(specs: t.Sequence[ImageSpec]) -> None:
         img = open_image(
             fp, formats=formats, max_pixels=max_pixels, max_bytes=max_bytes, name=source.name
         )
-        shares = share_decode(img, specs, Limits(max_bytes, max_output_pixels), source.name)
+        limits = Limits(max_bytes, max_output_pixels)
+        encode = _encode_shared if len(specs) > 1 else None
+        shares = share_decode(img, specs, limits, source.name, encode)
     for spec, share in zip(specs, shares, strict=True):
         spec.__dict__["_share"] = share
 
@@ -287,12 +307,17 @@ def decode_together(specs: t.Iterable[t.Any]) -> None:
     """Let the image specs among ``specs`` (one source) share one decode of it.
 
     Nothing is decoded now: the first of them to generate decodes the source for
-    every one that has not generated yet, so specs never generated cost nothing.
+    every one that has not generated or been discarded yet, and encodes their
+    outputs (see :func:`prepare_specs`); if none generates, none costs anything.
     """
     group = [spec for spec in specs if isinstance(spec, ImageSpec) and spec.source]
     if len(group) > 1:
         for spec in group:
             spec.__dict__["_decode_group"] = group
+
+
+def _encode_shared(spec: ImageSpec, share: Share) -> io.BytesIO:
+    return spec._encode(share)
 
 
 @functools.lru_cache(maxsize=4096)

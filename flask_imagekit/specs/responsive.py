@@ -3,8 +3,10 @@
 A ``<picture>`` offers each image at several widths and in several formats; each
 of those *candidates* is an ordinary cache file whose generator is a
 :class:`Candidate` of the spec: the spec's processors, then a downscale to the
-width (never an upscale: a candidate is never wider than the spec's own output),
-encoded in the format.
+width (never an upscale of the spec's output), encoded in the format. Which widths
+are worth offering is :func:`candidate_widths`'s: none as wide as the spec's output
+or wider, and none wider than the source, which a spec may have scaled up
+(``ResizeToFit`` and ``ResizeToFill`` do unless ``upscale=False``).
 
 Candidates of one source generated together share one decode, one run of the
 spec's processors and one downscale per width (see
@@ -16,22 +18,39 @@ encoded with the spec's ``options``; in another format, with the spec's
 
 from __future__ import annotations
 
+import logging
 import typing as t
 
+from PIL import Image
+
+from ..defaults import MAX_CANDIDATE_WIDTH
 from ..exceptions import ImproperlyConfigured
+from ..importing import invalid
 from ..processors import ResizeToFit
 from . import ImageSpec
 
 if t.TYPE_CHECKING:
-    from PIL import Image
-
     from .sharing import Share
 
-__all__ = ["Candidate", "PictureInfo", "candidate_spec", "candidate_widths", "declared_candidates"]
+__all__ = [
+    "BROWSER_FORMATS",
+    "Candidate",
+    "CandidateInfo",
+    "candidate_spec",
+    "candidate_widths",
+    "declared_candidates",
+    "responsive_formats",
+    "responsive_widths",
+]
+
+logger = logging.getLogger("flask_imagekit")
+
+#: The formats a ``<picture>`` may offer: those browsers show.
+BROWSER_FORMATS = ("AVIF", "WEBP", "JPEG", "PNG", "GIF")
 
 #: What a generated candidate tells a ``<picture>``: the size of the spec's own
 #: output, and a blur preview (a data URI of at most 1 KiB) or None.
-PictureInfo = tuple[tuple[int, int] | None, str | None]
+CandidateInfo = tuple[tuple[int, int] | None, str | None]
 
 
 class Candidate(ImageSpec):
@@ -64,7 +83,7 @@ class Candidate(ImageSpec):
         self.cachefile_namer = type(base).cachefile_namer
         self.app_state = base.app_state
         #: (size of the spec's output, blur preview), once generated.
-        self.picture_info: PictureInfo | None = None
+        self.picture_info: CandidateInfo | None = None
 
     def processing(self) -> tuple[list[t.Any], tuple[t.Any, ...]]:
         """The spec's processors, then the downscale to the width."""
@@ -109,38 +128,111 @@ def _is_own(spec: t.Any, format: str) -> bool:
     return isinstance(spec, ImageSpec) and _own_format(spec) == format.upper()
 
 
-def candidate_widths(widths: t.Iterable[int], full_width: int | None) -> list[int | None]:
+def candidate_widths(
+    widths: t.Iterable[int], full_width: int | None, source_width: int | None = None
+) -> list[int | None]:
     """The widths to offer of an output ``full_width`` pixels wide, narrowest first.
 
-    Widths at or above the full width are dropped, and the full width itself
-    (``None``: the spec's own output, not scaled) ends the list, so no candidate is
-    ever wider than the spec's output. With the full width unknown, every width is
-    offered as given (a candidate is never upscaled, whatever its width).
+    No candidate is wider than the output nor than the source (``source_width``, as
+    the spec sees it, when known): a spec may scale a small source up, its
+    candidates never do. The widths below the narrower of the two are offered,
+    then that width itself: ``None`` for the spec's own output, else the source's
+    width (a candidate of that width). With the full width unknown, every width
+    narrower than the source is offered, then the source's width: the caller drops
+    those that turn out as wide as the output, or wider.
     """
     unique = sorted({int(width) for width in widths})
     if full_width is None:
-        return list(unique)
-    return [*(width for width in unique if width < full_width), None]
+        if source_width is None:
+            return list(unique)
+        return [*(width for width in unique if width < source_width), source_width]
+    cap = full_width if source_width is None else min(full_width, source_width)
+    return [*(width for width in unique if width < cap), None if cap == full_width else cap]
 
 
-def declared_candidates(spec: t.Any, full_width: int | None) -> list[tuple[int | None, str]]:
+def declared_candidates(
+    spec: t.Any, full_width: int | None, source_width: int | None = None
+) -> list[tuple[int | None, str]]:
     """The ``(width, format)`` of every candidate ``spec`` declares, besides its own file.
 
-    From its ``responsive_widths`` and ``responsive_formats``: each format at the
-    spec's own width (``None``), then each width narrower than ``full_width`` in
-    every format and the spec's own, narrowest first. Empty for a spec that
-    declares neither. With ``full_width`` None, every declared width is listed.
+    From its ``responsive_widths`` and ``responsive_formats`` (formats this Pillow
+    build cannot encode left out, as :func:`responsive_formats` does): each format at
+    the spec's own width (``None``) unless the source is narrower, then each width
+    of :func:`candidate_widths` in every format and the spec's own, narrowest first.
+    Empty for a spec that declares neither. With ``full_width`` None, every declared
+    width narrower than the source is listed. Raises
+    :class:`~flask_imagekit.exceptions.ImproperlyConfigured` for declared widths or
+    formats that are not valid.
     """
     if not isinstance(spec, ImageSpec):
         return []
-    widths = spec.responsive_widths or ()
-    formats = [fmt.upper() for fmt in spec.responsive_formats or ()]
-    if not widths and not formats:
+    declared_widths = spec.responsive_widths
+    declared_formats = spec.responsive_formats
+    if not declared_widths and not declared_formats:
         return []
+    label = type(spec).__name__
+    widths: t.Sequence[int] = ()
+    if declared_widths:
+        widths = responsive_widths(f"{label}.responsive_widths", declared_widths)
+    formats: t.Sequence[str] = ()
+    if declared_formats:
+        formats = responsive_formats(f"{label}.responsive_formats", declared_formats)
     own = _own_format(spec) or spec.output_format()
-    others = [fmt for fmt in dict.fromkeys(formats) if fmt != own]
-    found: list[tuple[int | None, str]] = [(None, fmt) for fmt in others]
-    for width in candidate_widths(widths, full_width):
+    others = [fmt for fmt in formats if fmt != own]
+    offered = candidate_widths(widths, full_width, source_width)
+    found: list[tuple[int | None, str]] = []
+    if full_width is None or None in offered:
+        found.extend((None, fmt) for fmt in others)
+    for width in offered:
         if width is not None:
             found.extend((width, fmt) for fmt in [*others, own])
     return found
+
+
+# Validation ------------------------------------------------------------------------------
+
+
+def responsive_widths(key: str, value: t.Any) -> tuple[int, ...]:
+    """Validate the widths ``picture()`` offers (``key`` names them in errors); sorted, unique."""
+    expected = (
+        f"a non-empty list of widths in pixels (integers from 1 to {MAX_CANDIDATE_WIDTH}), "
+        "such as [480, 800, 1200]"
+    )
+    if isinstance(value, str) or not isinstance(value, t.Iterable):
+        invalid(key, value, expected)
+    widths = list(value)
+    if not widths or not all(
+        type(width) is int and 0 < width <= MAX_CANDIDATE_WIDTH for width in widths
+    ):
+        invalid(key, value, expected)
+    return tuple(sorted(set(widths)))
+
+
+def responsive_formats(key: str, value: t.Any, *, warn: bool = False) -> tuple[str, ...]:
+    """Validate the formats ``picture()`` offers, best first (``key`` names them in errors).
+
+    Only formats browsers show (:data:`BROWSER_FORMATS`); one this Pillow build
+    cannot encode (AVIF without libavif) is left out, with a warning in the log
+    when ``warn``.
+    """
+    expected = f"a list of formats browsers show (some of {', '.join(BROWSER_FORMATS)})"
+    if isinstance(value, str) or not isinstance(value, t.Iterable):
+        invalid(key, value, expected)
+    names = list(value)
+    if not all(isinstance(name, str) for name in names):
+        invalid(key, value, expected)
+    formats = list(dict.fromkeys(name.upper() for name in names))
+    refused = [fmt for fmt in formats if fmt not in BROWSER_FORMATS]
+    if refused:
+        invalid(key, value, f"{expected}, not {', '.join(refused)}")
+    Image.init()
+    missing = [fmt for fmt in formats if fmt not in Image.SAVE]
+    if missing and warn:
+        logger.warning(
+            "flask_imagekit: %s names %s, which this Pillow build cannot encode; "
+            "picture() leaves %s out.",
+            key,
+            ", ".join(missing),
+            "it" if len(missing) == 1 else "them",
+        )
+    return tuple(fmt for fmt in formats if fmt in Image.SAVE)

@@ -9,11 +9,14 @@ its spec's (the *stem*) then a downscale to its width (the *tail*, see
 stem runs once for every candidate of the spec, and each width is computed once
 from the stem's output, for every format of that width.
 
-Images are made when the first spec needs them (a spec never generated costs
-nothing more) and dropped when the last spec that needs them is done. Before
-anything is made, the memory of every step with the images kept for the other
-specs is checked against ``IMAGEKIT_MAX_DECODE_BYTES`` (as :func:`decode_many
-<flask_imagekit.imaging.decode_many>` checks the decode).
+Images are made when the first spec needs them and dropped when the last spec
+that needs them is done; specs decoded together are about to be generated, so
+the first to generate makes them all and encodes every output at once (see
+:mod:`flask_imagekit.specs.encoding_pool`). Before anything is made, the memory
+of every step with the images kept for the other specs is checked against
+``IMAGEKIT_MAX_DECODE_BYTES`` (as :func:`decode_many
+<flask_imagekit.imaging.decode_many>` checks the decode), and so is the memory of
+the encoders that run at once.
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from PIL import Image
 
 from ..exceptions import GenerationError, ImageKitError, ImproperlyConfigured
 from ..imaging import check_pipeline, decode_many, exif_orientation, load_pixels
-from ..imaging.budgets import Tally, describe_image
 from ..imaging.preview import blur_preview
-from ..processors.base import chain_cost, image_bytes, processor_cost
+from ..processors.base import image_bytes, processor_cost
 from ..processors.orientation import upright_size
+from .encoding_pool import Batch, Encode, fitting_threads
 from .hashing import canonical
+from .sharedbudget import check_shared
 
 if t.TYPE_CHECKING:
+    import io
+
     from . import ImageSpec
 
 __all__ = ["Limits", "Share", "share_decode"]
@@ -130,6 +136,8 @@ class _Group:
         self.nodes: list[_Node] = []
         #: Bytes of the images kept for other specs while one is made (estimated).
         self.held = 0
+        #: The outputs of the specs, encoded at once when the first generates.
+        self.batch: Batch | None = None
 
 
 class Share:
@@ -138,7 +146,8 @@ class Share:
     def __init__(self, node: _Node, group: _Group) -> None:
         self._node = node
         self._group = group
-        self._released = False
+        self._released = self._discarded = False
+        self._encoded: tuple[io.BytesIO | None, BaseException | None] | None = None
 
     @property
     def original_format(self) -> str | None:
@@ -156,6 +165,9 @@ class Share:
         Raises what making it raised (:class:`GenerationError` for a failing
         processor), for every spec that needs it.
         """
+        made = self._node.image
+        if made is not None:  # kept until this share is released: no need to wait
+            return made
         with self._group.lock:
             return self._node.get(spec, self._group)
 
@@ -166,9 +178,12 @@ class Share:
     def preview(self, img: Image.Image) -> str | None:
         """The blur preview of this image's family, made once from the smallest at hand.
 
-        ``img``: the image this spec just encoded, among those at hand.
+        ``img``: the image this spec just encoded, among those at hand. Specs
+        encoded at once wait until every image is made, so that the smallest is.
         """
         family = self._node.family
+        if self._group.batch is not None:
+            self._group.batch.wait_until_made()
         with self._group.lock:
             if not family.previewed:
                 at_hand = [node.image for node in family.nodes if node.image is not None]
@@ -177,12 +192,57 @@ class Share:
                 family.previewed = True
             return family.preview
 
+    def encoded(self, spec: ImageSpec) -> io.BytesIO | None:
+        """The output of ``spec`` if it was encoded with the others; None: encode it now.
+
+        The first spec of the decode to ask encodes every output (see
+        :mod:`~flask_imagekit.specs.encoding_pool`). Raises what encoding
+        ``spec``'s output raised.
+        """
+        batch = self._group.batch
+        if batch is None:
+            return None
+        batch.run_once()
+        found, self._encoded = self._encoded, None
+        if found is None:
+            return None
+        output, error = found
+        if error is not None:
+            raise error
+        return output
+
+    def keep_encoded(self, output: io.BytesIO | None, error: BaseException | None) -> None:
+        """Keep the output of the spec (or the error), encoded ahead, until it is taken."""
+        if not self._discarded:
+            self._encoded = (output, error)
+
+    def scales_nothing(self) -> bool:
+        """Whether the image is a downscale that left the spec's output as it was.
+
+        A candidate as wide as its spec's output or wider: ``picture()`` and the
+        CLI let those go, so they are not encoded ahead.
+        """
+        node = self._node
+        img = node.image
+        return not node.is_stem and img is not None and img.size == node.family.base_size
+
+    @property
+    def released(self) -> bool:
+        """Whether the spec is done with its image."""
+        return self._released
+
     def release(self) -> None:
         """The spec is done with its image: drop what no other spec needs (once)."""
         with self._group.lock:
             if not self._released:
                 self._released = True
                 self._node.release()
+
+    def discard(self) -> None:
+        """The spec will not generate: drop its image and any output encoded ahead."""
+        self._discarded = True
+        self._encoded = None
+        self.release()
 
     def alive(self) -> int:
         """How many images of the decode are still kept."""
@@ -193,10 +253,16 @@ class Share:
 
 
 def share_decode(
-    img: Image.Image, specs: t.Sequence[ImageSpec], limits: Limits, name: str | None
+    img: Image.Image,
+    specs: t.Sequence[ImageSpec],
+    limits: Limits,
+    name: str | None,
+    encode: Encode | None = None,
 ) -> list[Share]:
     """Decode ``img`` (opened, not loaded) once for ``specs`` and return each spec's share.
 
+    With ``encode`` (how a spec encodes its output from its share), the first
+    spec to generate encodes the outputs of all (see :meth:`Share.encoded`).
     Raises :class:`~flask_imagekit.exceptions.SourceError` when the source cannot
     be decoded, or when the decode or the steps that follow, with the images kept
     for the other specs, are over the budgets.
@@ -211,6 +277,9 @@ def share_decode(
         load_pixels(img, name)
     group = _Group(name, original_format, img.info.get("icc_profile"), limits)
     shares: list[Share | None] = [None] * len(specs)
+    # (memory beyond its image, output kept) of each encode, and the bytes alive meanwhile.
+    encodes: list[tuple[int, int]] = []
+    most_held = alive = 0
     for number, (auto_orient, indexes) in enumerate(by_orientation.items()):
         members = [specs[index] for index in indexes]
         # With several orientations, the source and each one's decode stay alive.
@@ -236,12 +305,17 @@ def share_decode(
                 orientation = exif_orientation(decoded) if auto_orient else 1
                 root.family.base_size = upright_size(stored_size, orientation)
         if len(nodes) > 1 or any(node.users > 1 for node in nodes):
-            kept = _check_shared(decoded, stored_size, roots, nodes, limits, name)
+            kept, starts = check_shared(decoded, stored_size, roots, nodes, limits, name, encodes)
             group.held = max(group.held, held + kept)
+            most_held, alive = max(most_held, held), alive + starts + kept
         group.nodes.extend(nodes)
         for node, spec_index in zip(taking, indexes, strict=True):
             shares[spec_index] = Share(node, group)
-    return [share for share in shares if share is not None]
+    found = [share for share in shares if share is not None]
+    if encode is not None and encodes:
+        cap = fitting_threads(most_held + alive, encodes, limits.max_bytes)
+        group.batch = Batch(list(zip(found, specs, strict=True)), encode, cap)
+    return found
 
 
 def _plan(specs: t.Sequence[ImageSpec], group: _Group) -> tuple[list[_Node], list[_Node]]:
@@ -298,65 +372,6 @@ def _format(spec: ImageSpec, group: _Group) -> str | None:
         return spec.output_format(group.original_format)
     except ImageKitError:
         return None  # the spec reports its format when it generates
-
-
-def _check_shared(
-    img: Image.Image,
-    stored_size: tuple[int, int],
-    roots: t.Sequence[_Node],
-    nodes: t.Sequence[_Node],
-    limits: Limits,
-    name: str | None,
-) -> int:
-    """Refuse the steps after the decode that are over the budgets, with what is kept.
-
-    Every image made for more than one spec is counted as alive throughout, as are
-    the decoded images the roots start from. Returns the bytes of the images kept.
-    """
-    starts: dict[int, int] = {}
-    for root in roots:
-        assert root.start is not None
-        starts[id(root.start)] = image_bytes(root.start.size, root.start.mode)
-    alive = sum(starts.values())
-    made: dict[int, tuple[tuple[int, int], str, int]] = {}  # node -> size, mode, own bytes
-    for root in roots:
-        assert root.start is not None
-        cost = chain_cost(root.processors, root.start.size, root.start.mode)
-        own = image_bytes(cost.size, cost.mode) if root.processors else 0
-        made[id(root)] = (cost.size, cost.mode, own)
-    for node in nodes:
-        if node.parent is not None:
-            size, mode, _ = made[id(node.parent)]
-            cost = chain_cost(node.processors, size, mode)
-            made[id(node)] = (cost.size, cost.mode, image_bytes(cost.size, cost.mode))
-    kept = sum(own for _, _, own in made.values())
-    tally = Tally()
-    transparency = "transparency" in img.info
-    icc = bool(img.info.get("icc_profile"))
-    for node in nodes:
-        if node.parent is None:
-            assert node.start is not None
-            size, mode = node.start.size, node.start.mode
-            held = alive - starts[id(node.start)] + kept - made[id(node)][2]
-        else:
-            size, mode, parent_own = made[id(node.parent)]
-            assert node.parent.start is not None
-            # The walk counts its input: the parent's image, or the start it returned.
-            input_bytes = parent_own or starts[id(node.parent.start)]
-            held = alive + kept - made[id(node)][2] - input_bytes
-        for format, options in node.encodings or [(None, None)]:
-            tally.walk(
-                size,
-                mode,
-                node.processors,
-                format,
-                held=held,
-                transparency=transparency,
-                icc=icc,
-                options=options,
-            )
-    tally.check(describe_image(img, stored_size, name), limits.max_bytes, limits.max_output_pixels)
-    return kept
 
 
 def _run(

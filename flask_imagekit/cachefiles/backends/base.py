@@ -38,18 +38,15 @@ from ...exceptions import (
 from ...importing import invalid, resolve_instance
 from ...statecache import Outage, StateCache
 from ..output import write_output
+from .pictures import PictureRecords
 from .states import (
     CACHE_FAILED,
     SOURCE_MISSING,
     CacheFileState,
     Lookup,
-    PictureInfo,
     exists_value,
     failure_value,
-    parse_picture,
     parse_state,
-    picture_entry,
-    picture_key,
     rendering,
     state_key,
     unreachable_errors,
@@ -80,7 +77,7 @@ class Outcome(t.NamedTuple):
     size: tuple[int, int] | None
 
 
-class CachedFileBackend:
+class CachedFileBackend(PictureRecords):
     """Base class of backends that keep file states in the app's state cache.
 
     :param cache: a cachelib cache to use instead of the app's state cache.
@@ -254,12 +251,6 @@ class CachedFileBackend:
         """Store the pixel size of an existing ``file`` in its state."""
         self.set_state(file, CacheFileState.EXISTS, size)
 
-    def picture_info(self, file: ImageCacheFile) -> PictureInfo | None:
-        """What the responsive candidates of ``file`` (a spec's own file) recorded when
-        generated: its output size and preview. One read, never the storage."""
-        key = picture_key(file.app_state.cache_prefix, file.name)
-        return parse_picture(self._call(file, "get", key))
-
     # Generation -----------------------------------------------------------------
 
     def generate(self, file: ImageCacheFile, force: bool = False) -> tuple[int, int] | None:
@@ -384,9 +375,8 @@ class CachedFileBackend:
             )
         else:
             self.set_state(file, CacheFileState.EXISTS, size)
-        entry = picture_entry(file.app_state.cache_prefix, file.generator) if generated else None
-        if entry is not None:  # a candidate: what the pictures of its spec need, one read away
-            self._call(file, "set", *entry, timeout=self._exists_timeout(file))
+        if generated:  # a candidate: what the pictures of its spec need, one read away
+            self.record_candidate(file)
         return Outcome(generated, size)
 
     def _finish(self, file: ImageCacheFile, token: str, locked: bool) -> None:

@@ -4,9 +4,10 @@ A state value is ``"E[:WxH]"`` (exists, with its size when known), ``"D"`` (does
 exist), ``"M"`` (its source is missing) or ``"F:<error class>:<message>"`` (its last
 generation failed). Keys are safe for every cachelib backend.
 
-What the ``<picture>`` of a spec's output needs — the output's size and its blurred
-preview — is kept under a key of its own, named after the spec's own file (see
-:func:`picture_value`), so a page reads it in one lookup.
+What the ``<picture>`` of a spec's output needs — the output's size, its blurred
+preview, the source's width — is kept under a key of its own, named after the spec's
+own file (see :func:`picture_value`), so a page reads it in one lookup; the
+candidates made of it, under another (see :func:`made_value`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ if t.TYPE_CHECKING:
 
 __all__ = [
     "CACHE_FAILED",
+    "MAX_RECORDED_CANDIDATES",
+    "CandidateKey",
     "CacheFileState",
     "Lookup",
     "PictureInfo",
@@ -34,9 +37,11 @@ __all__ = [
     "for_page",
     "rendering",
     "failure_value",
+    "made_key",
+    "made_value",
+    "parse_made",
     "parse_picture",
     "parse_state",
-    "picture_entry",
     "picture_key",
     "picture_value",
     "state_key",
@@ -55,6 +60,7 @@ SOURCE_MISSING = "M"
 _FAILED = "F"
 _MAX_FAILURE_MESSAGE = 500
 _MISSING = ("D", SOURCE_MISSING)
+_WHITESPACE = re.compile(r"\s")
 
 
 #: True while a cache file is generated because a page needs it (``url``,
@@ -133,6 +139,14 @@ def _parse_text(raw: str) -> Lookup:
     return Lookup(None)
 
 
+#: A responsive candidate of a spec's output: ``(width, format)``, None for the
+#: spec's own width or format (see :mod:`flask_imagekit.specs.responsive`).
+CandidateKey = tuple[int | None, str | None]
+
+#: The most candidates of one spec's output recorded as made; more are left out.
+MAX_RECORDED_CANDIDATES = 64
+
+
 class PictureInfo(t.NamedTuple):
     """What the pictures of a spec's output know without generating anything."""
 
@@ -140,6 +154,8 @@ class PictureInfo(t.NamedTuple):
     size: tuple[int, int]
     #: The blurred preview: a ``data:`` URI of at most 1 KiB, or None.
     preview: str | None = None
+    #: Width of the source as the spec sees it (upright), when known: no candidate is wider.
+    source_width: int | None = None
 
 
 def picture_key(prefix: str, name: str) -> str:
@@ -147,40 +163,74 @@ def picture_key(prefix: str, name: str) -> str:
     return state_key(prefix, "picture:", name)
 
 
-def picture_entry(prefix: str, generator: t.Any) -> tuple[str, str] | None:
-    """The key and value a generated responsive candidate records for its spec's pictures.
-
-    None for any other generator, or a candidate that recorded nothing
-    (``picture_info``, set while it generates).
-    """
-    size, preview = getattr(generator, "picture_info", None) or (None, None)
-    base_name = getattr(getattr(generator, "base", None), "cachefile_name", None)
-    if not size or not base_name:
-        return None
-    return picture_key(prefix, base_name), picture_value(size, preview)
-
-
-def picture_value(size: tuple[int, int], preview: str | None) -> str:
-    """The state value of a picture: ``"E:WxH"``, then a space and the preview if any.
+def picture_value(info: PictureInfo) -> str:
+    """The state value of a picture: ``"E:WxH"``, then ``s:<source width>`` and the
+    preview when known, space separated.
 
     It reads as an EXISTS value on purpose: the local tier in front of a remote state
     cache keeps only those, and a page asks for it on every render. A preview holds
     no space (a data URI: base64 or percent-encoded), so the split is unambiguous.
     """
-    value = exists_value(size)
-    return f"{value} {preview}" if preview and " " not in preview else value
+    parts = [exists_value(info.size)]
+    if info.source_width:
+        parts.append(f"s:{info.source_width}")
+    if info.preview and not _WHITESPACE.search(info.preview):
+        parts.append(info.preview)
+    return " ".join(parts)
 
 
 @functools.lru_cache(maxsize=1024)
 def _parse_picture(raw: str) -> PictureInfo | None:
-    head, _, preview = raw.partition(" ")
+    head, *rest = raw.split(" ")
     size = _parse_text(head).size if head.startswith("E:") else None
-    return None if size is None else PictureInfo(size, preview or None)
+    if size is None:
+        return None
+    preview: str | None = None
+    source_width: int | None = None
+    for part in rest:
+        if part.startswith("s:") and part[2:].isdigit():
+            source_width = int(part[2:]) or None
+        elif part:
+            preview = part
+    return PictureInfo(size, preview, source_width)
 
 
 def parse_picture(raw: t.Any) -> PictureInfo | None:
     """What the picture value ``raw`` (as read from the cache) tells; None if nothing."""
     return _parse_picture(raw) if isinstance(raw, str) else None
+
+
+def made_key(prefix: str, name: str) -> str:
+    """The state cache key of the candidates made of the spec whose own file is ``name``."""
+    return state_key(prefix, "made:", name)
+
+
+def made_value(keys: t.Iterable[CandidateKey]) -> str:
+    """``"C:<width>.<format>,..."`` (empty for None), at most
+    :data:`MAX_RECORDED_CANDIDATES`: the candidates made of a spec's output.
+
+    Not an EXISTS value on purpose: the local tier never keeps it, so a process
+    adding to it reads what the others added (pages never read it).
+    """
+    unique = list(dict.fromkeys(keys))[:MAX_RECORDED_CANDIDATES]
+    return "C:" + ",".join(f"{width or ''}.{fmt or ''}" for width, fmt in unique)
+
+
+def parse_made(raw: t.Any) -> tuple[CandidateKey, ...]:
+    """The candidates in the value ``raw`` (see :func:`made_value`); empty if none."""
+    if not isinstance(raw, str) or not raw.startswith("C:"):
+        return ()
+    keys = (_candidate(text) for text in raw[2:].split(","))
+    return tuple(dict.fromkeys(key for key in keys if key is not None))
+
+
+def _candidate(text: str) -> CandidateKey | None:
+    """The key ``"<width>.<format>"`` (either may be empty: None); None if it is not one."""
+    width, dot, fmt = text.partition(".")
+    if not dot or (width and not width.isdigit()) or (fmt and not fmt.isalnum()):
+        return None
+    key = (int(width) if width else None, fmt.upper() or None)
+    return None if key == (None, None) or key[0] == 0 else key
 
 
 def parse_state(raw: t.Any) -> Lookup:
