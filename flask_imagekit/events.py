@@ -47,7 +47,9 @@ def dispatch_source_event(state: AppState, sender: t.Any, source: t.Any, event: 
         except Exception:
             _log_failure(event, source, generator_id)
     if event != "deleted":
-        decode_together([file.generator for _, file in files])
+        # Only the files generated here share the decode: the encodes of a group run
+        # ahead, so a spec that waits for a page or a worker would be encoded for nothing.
+        decode_together([file.generator for _, file in files if _generates_now(file, event)])
     for generator_id, file in files:
         try:
             for callback in SOURCE_CALLBACKS[event]:
@@ -59,6 +61,17 @@ def dispatch_source_event(state: AppState, sender: t.Any, source: t.Any, event: 
                 _delete_candidates(state, generator_id, source, file)
         except Exception:
             _log_failure(event, source, generator_id)
+
+
+def _generates_now(file: ImageCacheFile, event: str) -> bool:
+    """Whether ``file``'s strategy generates it on ``event`` in this process."""
+    try:
+        strategy, backend = file.cachefile_strategy, file.cachefile_backend
+    except Exception:
+        return False  # reported when its callback runs
+    if getattr(backend, "is_async", False):
+        return False
+    return any(getattr(strategy, callback, None) for callback in SOURCE_CALLBACKS[event])
 
 
 def _delete(file: ImageCacheFile) -> None:

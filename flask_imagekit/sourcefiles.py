@@ -5,8 +5,10 @@ several generator ids. A spec that declares ``responsive_widths`` or
 ``responsive_formats`` also gets its responsive candidates, each an ordinary
 cache file counted in the outcome. Whether a width is wanted depends on the
 width of the spec's own file: read from its state (or header) when the file is
-there, else known once it is generated; the candidates share its decode
-meanwhile, and those as wide as it or wider are let go without being made.
+there, else known once it is generated (or, when it is only enqueued, foreseen
+from the source's header); the candidates share its decode meanwhile, and those
+as wide as it or wider are let go without being made. No candidate is wider
+than the source either.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import typing as t
 from .cachefiles import ImageCacheFile
 from .cachefiles.backends import AsyncBackend
 from .cachefiles.output import read_size
+from .cachefiles.sizing import foresee_spec, source_size
 from .exceptions import ImageKitError
 from .globals import current_state
 from .specs import ImageSpec, prepare_specs
@@ -88,6 +91,9 @@ class _Work:
     #: width (known once it is generated) tells whether the candidate is wanted.
     base: ImageCacheFile | None = None
     width: int | None = None
+    #: The source's width, when known: a full-width candidate (``width`` None) of an
+    #: output wider than its source is not wanted (the source's width is offered).
+    source_width: int | None = None
 
 
 def _files_of(generator_id: str, source: SourceFile, force: bool, outcome: Outcome) -> list[_Work]:
@@ -110,7 +116,8 @@ def _files_of(generator_id: str, source: SourceFile, force: bool, outcome: Outco
     # The widths narrower than the spec's output: known now if its file is there,
     # else once it is generated (the candidates share its decode meanwhile).
     full_width = _stored_width(file) if base_exists else None
-    declared = declared_candidates(spec, full_width)
+    source_width = _source_width(file, state)
+    declared = declared_candidates(spec, full_width, source_width)
     if base_exists and full_width is None:
         reason = f"the size of {file.name!r} could not be read; regenerate it with --force"
         outcome.failures.append((f"{generator_id} (narrower candidates)", reason))
@@ -123,13 +130,41 @@ def _files_of(generator_id: str, source: SourceFile, force: bool, outcome: Outco
         except Exception as exc:
             outcome.failures.append((label, failure_reason(exc)))
             continue
-        deferred = full_width is None and width is not None
+        deferred = full_width is None and (width is not None or source_width is not None)
         if there and not deferred:
             outcome.existed += 1
         else:
             base = file if deferred else None
-            work.append(_Work(label, candidate, todo=not there, base=base, width=width))
+            work.append(
+                _Work(
+                    label,
+                    candidate,
+                    todo=not there,
+                    base=base,
+                    width=width,
+                    source_width=source_width,
+                )
+            )
     return work
+
+
+def _source_width(file: ImageCacheFile, state: t.Any) -> int | None:
+    """The upright width of the source of ``file``: from its picture record, else its header."""
+    picture_info = getattr(file.cachefile_backend, "picture_info", None)
+    record = picture_info(file) if picture_info is not None else None
+    if record is not None and record.source_width is not None:
+        return int(record.source_width)
+    size = source_size(file.generator, state)
+    return size[0] if size is not None else None
+
+
+def _foreseen_width(file: ImageCacheFile) -> int | None:
+    """The width ``file`` will have, from its source's header (for a file only enqueued)."""
+    try:
+        size = foresee_spec(file.generator, file.app_state).size
+    except ImageKitError:
+        return None
+    return size[0] if size is not None else None
 
 
 def _stored_width(file: ImageCacheFile) -> int | None:
@@ -157,9 +192,21 @@ def _tally(
         if item.base is not None:
             key = id(item.base)
             if key not in widths:
-                widths[key] = _stored_width(item.base)
+                widths[key] = _stored_width(item.base) or _foreseen_width(item.base)
             full_width = widths[key]
-            if full_width is None or t.cast(int, item.width) >= full_width:
+            if full_width is None:
+                reason = (
+                    f"the width of {item.base.name!r} is not known yet (enqueued, and not "
+                    "foreseeable from its source); run generate again once it exists"
+                )
+                outcome.failures.append((item.label, reason))
+                _discard(item.file)
+                continue
+            if item.width is None:
+                wanted = item.source_width is None or item.source_width >= full_width
+            else:
+                wanted = item.width < full_width
+            if not wanted:
                 _discard(item.file)
                 continue
         if not item.todo:

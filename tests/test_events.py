@@ -134,3 +134,32 @@ def test_a_failing_spec_does_not_stop_the_others(
         assert storage.opened.count(SOURCE) == 1
         assert len(list((tmp_path / "media" / "CACHE").rglob("*.*"))) == 3
         db.session.remove()
+
+
+def test_only_the_specs_that_generate_on_commit_are_encoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, db, photo_model, storage = make_app(tmp_path, OPTIMISTIC)
+    # One spec of the column waits for a page (JustInTime): its output is not made now.
+    monkeypatch.setattr(
+        photo_model.wide.spec_class,
+        "cachefile_strategy",
+        "flask_imagekit.cachefiles.strategies.JustInTime",
+    )
+    saved: list[str | None] = []
+    original = Image.Image.save
+
+    def counting_save(
+        self: Image.Image, fp: t.Any, format: str | None = None, **kw: t.Any
+    ) -> None:
+        saved.append(format)
+        original(self, fp, format, **kw)
+
+    monkeypatch.setattr(Image.Image, "save", counting_save)
+    with app.app_context():
+        photo = photo_model(image=SOURCE)
+        db.session.add(photo)
+        db.session.commit()
+        assert storage.opened.count(SOURCE) == 1
+        assert sorted(str(fmt) for fmt in saved) == ["JPEG", "WEBP"]
+        db.session.remove()

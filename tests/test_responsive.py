@@ -27,6 +27,7 @@ from PIL import Image, JpegImagePlugin, features
 
 import flask_imagekit.specs
 from flask_imagekit import ImageKit, ImageSpec
+from flask_imagekit.cachefiles.backends import AsyncBackend
 from flask_imagekit.exceptions import GenerationError, SourceError
 from flask_imagekit.generation import START_METHOD_ENV
 from flask_imagekit.globals import current_state
@@ -970,3 +971,59 @@ def test_declared_candidates_stop_at_a_source_narrower_than_the_output() -> None
         (None, "WEBP"),
         *((width, fmt) for width in (100, 150) for fmt in ("AVIF", "WEBP", "JPEG")),
     ]
+
+
+class UpscalingResponsive(ImageSpec):
+    """Scales any source to 1000 px wide (ResizeToFit upscales by default)."""
+
+    processors = [ResizeToFit(1000, 1000)]  # noqa: RUF012
+    format = "JPEG"
+    responsive_widths = [200, 480, 800]  # noqa: RUF012
+    responsive_formats = ["WEBP"]  # noqa: RUF012
+
+
+def test_generate_makes_no_candidate_wider_than_a_small_source(
+    app: Flask, imagekit: ImageKit, media_root: Path
+) -> None:
+    name = save_source(media_root, "s/small.jpg", photo((300, 200)))
+    imagekit.register.generator("myapp:up", UpscalingResponsive)
+    imagekit.register.source_group("myapp:up", Group([name]))
+    result = invoke(app, "generate")
+    assert result.exit_code == 0, result.output
+    found = sorted(format_and_width(path) for path in (media_root / "CACHE").rglob("*.*"))
+    # The spec's own file is 1000 px; its candidates stop at the source's 300 px.
+    assert found == sorted(
+        [("JPEG", 1000), ("WEBP", 200), ("JPEG", 200), ("WEBP", 300), ("JPEG", 300)]
+    )
+    assert summary(invoke(app, "generate")) == (0, 5, 0)
+
+
+class Recorder(AsyncBackend):
+    """An async backend that keeps the jobs it is given instead of sending them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[dict[str, t.Any]] = []
+
+    def schedule(self, payload: dict[str, t.Any]) -> None:
+        self.sent.append(payload)
+
+
+def test_generate_enqueue_sends_every_candidate_of_a_new_source(
+    media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [save_source(media_root, "s/0.jpg", photo((600, 400)))]
+    backend = Recorder()
+    monkeypatch.setattr(Responsive, "cachefile_backend", backend, raising=False)
+    app = responsive_app(media_root, names)
+    app.config.update(SECRET_KEY="enqueue")
+    result = invoke(app, "generate", "--enqueue")
+    assert result.exit_code == 0, result.output
+    widths = [(job.get("candidate") or [None, None])[0] for job in backend.sent]
+    # The spec's file (300 px, foreseen from the source's header), 2 formats at its
+    # width, and 2 narrower widths in 3 formats: none left out silently.
+    assert len(backend.sent) == 9, result.output
+    assert widths.count(None) == 3
+    assert widths.count(100) == 3
+    assert widths.count(200) == 3
+    assert not list((media_root / "CACHE").rglob("*.*")), "enqueued, not generated"
