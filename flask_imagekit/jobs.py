@@ -120,7 +120,7 @@ def _verified(payload: t.Any) -> dict[str, t.Any]:
 def _run(job: Job) -> str:
     file: ImageCacheFile | None = None
     try:
-        file = job.reference.cachefile(current_state())
+        file = job.cachefile(current_state())
         generated = file.cachefile_backend.generate_now(file, force=job.force, token=job.token)
     except MissingSource as exc:
         logger.error("flask_imagekit: job for %r skipped: %s", job.name, exc)

@@ -62,7 +62,6 @@ from .references import (
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from .sources import SourceFile
 
 __all__ = [
     "CELERY_TASK_NAME",
@@ -145,24 +144,14 @@ def job_payload(file: PayloadFile, *, force: bool = False) -> dict[str, t.Any]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Job:
-    """A payload whose signature verified and whose fields are what a scheduler sends."""
+class Job(FileReference):
+    """A payload whose signature verified and whose fields are what a scheduler sends:
+    the cache file it names (a :class:`~flask_imagekit.references.FileReference`),
+    its name as the scheduler derived it, and the scheduler's lock."""
 
-    generator_id: str
-    source: SourceFile | None
-    #: The mapped class and primary key of the row holding the source, if it travelled.
-    row: tuple[type, tuple[t.Any, ...]] | None
-    kwargs: dict[str, t.Any]
-    name: str
-    force: bool
-    token: str
-    #: ``(width, format)`` of a responsive candidate, else None.
-    candidate: tuple[int | None, str | None] | None = None
-
-    @property
-    def reference(self) -> FileReference:
-        """The cache file this job generates, as a reference to rebuild it from."""
-        return FileReference(self.generator_id, self.source, self.row, self.kwargs, self.candidate)
+    name: str = dataclasses.field(kw_only=True)
+    force: bool = dataclasses.field(kw_only=True)
+    token: str = dataclasses.field(kw_only=True)
 
 
 def job_lock(fields: t.Mapping[str, t.Any]) -> tuple[str, str] | None:

@@ -175,7 +175,7 @@ def resolve_strategy(value: t.Any, *, key: str = "cachefile_strategy") -> t.Any:
     if value is None or not _looks_like_strategy(value):
         msg = (
             f"{key} = {value!r} is not a cache file strategy: give JustInTime, Optimistic, "
-            "a dict of callbacks, or an object with some of their callbacks."
+            "OnRequest, a dict of callbacks, or an object with some of their callbacks."
         )
         raise ImproperlyConfigured(msg)
     return value
