@@ -72,9 +72,13 @@ class CacheFileStrategy(t.Protocol):
     A strategy has any of the callbacks ``on_existence_required``,
     ``on_content_required``, ``on_source_created``, ``on_source_changed``,
     ``on_source_deleted`` and ``on_source_saved``, each taking the cache file,
-    and optionally ``should_verify_existence(file) -> bool``. None is required,
-    so the protocol names none: :func:`~flask_imagekit.cachefiles.strategies.resolve_strategy`
-    checks that at least one is there.
+    and optionally ``should_verify_existence(file) -> bool``. A strategy that makes
+    files when they are asked for (:class:`~flask_imagekit.cachefiles.strategies.OnRequest`)
+    also has ``file_url(file) -> str`` (the URL pages show), ``expected_size(file)``
+    (the size before the file exists, without generating it) and a true
+    ``generates_on_request`` attribute. None is required, so the protocol names
+    none: :func:`~flask_imagekit.cachefiles.strategies.resolve_strategy` checks that
+    at least one is there.
     """
 
 
