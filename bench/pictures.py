@@ -29,11 +29,8 @@ byte for byte the hand-written one.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import functools
 import html
-import io
-import pstats
 import re
 import shutil
 import statistics
@@ -44,26 +41,32 @@ from pathlib import Path
 
 from flask import Flask
 
-from flask_imagekit import ImageKit, ImageSpec
+from flask_imagekit import ImageSpec
 from flask_imagekit.globals import STATE_KEY
 from flask_imagekit.processors import ResizeToFit
-from flask_imagekit.storage import FileSystemStorage
 
 if __package__ in (None, ""):  # run as a file: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    RESULTS_DIR,
     Target,
     alternate,
     check_idle,
     log,
-    photo_like,
     table,
     target_table,
     write_results,
 )
-from bench.templates import CacheCounter, CountingStorage, redis_up  # noqa: E402
+from bench.templates import (  # noqa: E402
+    CacheCounter,
+    CountingStorage,
+    Page,
+    flush_redis,
+    make_sources,
+    profile_page,
+    redis_up,
+)
+from bench.templates import make_app as page_app  # noqa: E402
 
 PAGE_SIZE = 50
 MIN_SAMPLES = 7
@@ -139,6 +142,9 @@ class Photo(ImageSpec):
     format = "JPEG"
 
 
+PHOTO = ("bench:photo", Photo)
+
+
 def has_on_request() -> bool:
     """Whether the OnRequest strategy exists in this version."""
     import flask_imagekit.cachefiles.strategies as strategies
@@ -146,74 +152,12 @@ def has_on_request() -> bool:
     return hasattr(strategies, "OnRequest")
 
 
-def flush_redis() -> None:
-    """Empty the benchmark's Redis database (12)."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-def make_sources(media_root: Path) -> list[str]:
-    """50 source JPEGs (640x480) under ``page/`` in the media root; return their names."""
-    buf = io.BytesIO()
-    photo_like((640, 480), 5).save(buf, "JPEG", quality=85)
-    names = []
-    for index in range(PAGE_SIZE):
-        path = media_root / "page" / f"{index:02d}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(buf.getvalue())
-        names.append(f"page/{index:02d}.jpg")
-    return names
-
-
-class Page:
-    """One contender: an app, a compiled template and its context."""
-
-    def __init__(
-        self,
-        key: str,
-        label: str,
-        app: Flask,
-        storage: CountingStorage,
-        template: str,
-        context: dict[str, t.Any],
-    ) -> None:
-        self.key = key
-        self.label = label
-        self.app = app
-        self.storage = storage
-        self.template = app.jinja_env.from_string(template)
-        self.context = context
-
-    def render(self, times: int = 1) -> str:
-        """Render the page ``times`` times in one request context; return the last."""
-        markup = ""
-        with self.app.test_request_context():
-            for _ in range(times):
-                markup = self.template.render(**self.context)
-        return markup
-
-
 def make_app(
     work: Path, key: str, media_root: Path, extra: dict[str, t.Any]
 ) -> tuple[Flask, CountingStorage]:
-    """A Flask app with ImageKit on the shared media root, through a counting storage."""
-    storage = CountingStorage(FileSystemStorage(media_root, "/media/"))
-    app = Flask(f"bench-pictures-{key}", instance_path=str(work / f"instance-{key}"))
-    app.config.update(
-        IMAGEKIT_MEDIA_ROOT=str(media_root),
-        IMAGEKIT_DEFAULT_FILE_STORAGE=storage,
-        IMAGEKIT_RESPONSIVE_WIDTHS=WIDTHS,
-        IMAGEKIT_RESPONSIVE_FORMATS=FORMATS,
-    )
-    app.config.update(extra)
-    kit = ImageKit(app)
-    kit.register.generator("bench:photo", Photo)
-    return app, storage
+    """The page's app (its spec registered, its responsive widths and formats set)."""
+    config = {"IMAGEKIT_RESPONSIVE_WIDTHS": WIDTHS, "IMAGEKIT_RESPONSIVE_FORMATS": FORMATS}
+    return page_app(work, f"pictures-{key}", media_root, {**config, **extra}, PHOTO)
 
 
 def hand_written_context(markup: str) -> dict[str, t.Any]:
@@ -257,7 +201,7 @@ def build_pages(work: Path, media_root: Path, names: list[str], with_redis: bool
             log("pictures: no OnRequest strategy in this version: its row is left out")
             continue
         if key == "jit-redis":
-            flush_redis()  # once: the Redis apps share their state keys
+            flush_redis(REDIS_URL)  # once: the Redis apps share their state keys
         app, storage = make_app(work, key, media_root, extra)
         if key.endswith("-unremembered"):
             # Each render resolves every picture again (a spec whose output depends on
@@ -307,24 +251,6 @@ def count_calls(page: Page) -> dict[str, dict[str, float]]:
     }
 
 
-def profile_page(page: Page, renders: int = 100) -> Path:
-    """cProfile ``renders`` renders of a page; write the top of the stats."""
-    profiler = cProfile.Profile()
-    with page.app.test_request_context():
-        profiler.enable()
-        for _ in range(renders):
-            page.template.render(**page.context)
-        profiler.disable()
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"profile-pictures-{page.key}.txt"
-    with path.open("w", encoding="utf-8") as fp:
-        fp.write(f"{renders} renders of {PAGE_SIZE} pictures: {page.label}\n")
-        stats = pstats.Stats(profiler, stream=fp)
-        stats.sort_stats("tottime").print_stats(30)
-        stats.sort_stats("cumulative").print_stats(40)
-    return path
-
-
 def parse_args(argv: t.Sequence[str] | None) -> argparse.Namespace:
     """Command line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -348,7 +274,7 @@ def main(argv: t.Sequence[str] | None = None) -> dict[str, t.Any]:
     try:
         media_root = work / "media"
         media_root.mkdir()
-        names = make_sources(media_root)
+        names = make_sources(media_root, seed=5)
         busy = check_idle("pictures")
         log("pictures: generating 600 files and warming the state caches")
         pages = build_pages(work, media_root, names, with_redis)
@@ -359,10 +285,11 @@ def main(argv: t.Sequence[str] | None = None) -> dict[str, t.Any]:
         calls = {page.key: count_calls(page) for page in pages}
         profile = None
         if args.profile:
-            profile = profile_page(next(p for p in pages if p.key == args.profile))
+            page = next(p for p in pages if p.key == args.profile)
+            profile = profile_page(page, "pictures", "pictures", renders=100)
     finally:
         if with_redis:
-            flush_redis()
+            flush_redis(REDIS_URL)
         shutil.rmtree(work, ignore_errors=True)
 
     per_render = args.inner * PAGE_SIZE

@@ -221,22 +221,21 @@ def redis_up() -> bool:
         return False
 
 
-def flush_redis() -> None:
-    """Empty the benchmark's Redis database (14)."""
+def flush_redis(url: str = REDIS_URL) -> None:
+    """Empty the benchmark's Redis database (``url``: 14 unless told)."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(url)
     try:
         client.flushdb()
     finally:
         client.close()
 
 
-def make_sources(media_root: Path) -> list[str]:
-    """50 source JPEGs under ``page/`` in the media root; return their names."""
-    img = photo_like((640, 480), 3)
+def make_sources(media_root: Path, seed: int = 3) -> list[str]:
+    """50 source JPEGs (640x480) under ``page/`` in the media root; return their names."""
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=85)
+    photo_like((640, 480), seed).save(buf, "JPEG", quality=85)
     names = []
     for index in range(PAGE_SIZE):
         path = media_root / "page" / f"{index:02d}.jpg"
@@ -247,36 +246,50 @@ def make_sources(media_root: Path) -> list[str]:
 
 
 class Page:
-    """One contender: an app, a compiled template and the names to render."""
+    """One contender: an app, a compiled template and its context."""
 
     def __init__(
-        self, key: str, label: str, app: Flask, storage: CountingStorage, template: str
+        self,
+        key: str,
+        label: str,
+        app: Flask,
+        storage: CountingStorage,
+        template: str,
+        context: dict[str, t.Any],
     ) -> None:
         self.key = key
         self.label = label
         self.app = app
         self.storage = storage
         self.template = app.jinja_env.from_string(template)
+        self.context = context
 
-    def render(self, names: list[str], times: int = 1) -> str:
+    def render(self, times: int = 1) -> str:
         """Render the page ``times`` times in one request context; return the last."""
         html = ""
         with self.app.test_request_context():
             for _ in range(times):
-                html = self.template.render(names=names)
+                html = self.template.render(**self.context)
         return html
 
 
 def make_app(
-    work: Path, key: str, media_root: Path, extra: dict[str, t.Any]
+    work: Path,
+    key: str,
+    media_root: Path,
+    extra: dict[str, t.Any],
+    spec: tuple[str, type[ImageSpec]] = ("bench:thumb", Thumb),
 ) -> tuple[Flask, CountingStorage]:
-    """A Flask app with ImageKit on the shared media root, through a counting storage."""
+    """A Flask app with ImageKit on the shared media root, through a counting storage.
+
+    ``spec`` is registered under its id; ``extra`` is the contender's own config.
+    """
     storage = CountingStorage(FileSystemStorage(media_root, "/media/"))
     app = Flask(f"bench-{key}", instance_path=str(work / f"instance-{key}"))
     app.config.update(IMAGEKIT_MEDIA_ROOT=str(media_root), IMAGEKIT_DEFAULT_FILE_STORAGE=storage)
     app.config.update(extra)
     kit = ImageKit(app)
-    kit.register.generator("bench:thumb", Thumb)
+    kit.register.generator(*spec)
     return app, storage
 
 
@@ -292,7 +305,8 @@ def build_pages(work: Path, media_root: Path, names: list[str], with_redis: bool
     """Every contender, its files generated and its state cache warm."""
     pages: list[Page] = []
     base_app, base_storage = make_app(work, "plain", media_root, {})
-    pages.append(Page("plain", "plain <img>", base_app, base_storage, TEMPLATES["plain"]))
+    context = {"names": names}
+    pages.append(Page("plain", "plain <img>", base_app, base_storage, TEMPLATES["plain"], context))
     for key, (label, extra) in CONFIGS.items():
         if key.startswith("jit-redis") and not with_redis:
             continue
@@ -300,7 +314,9 @@ def build_pages(work: Path, media_root: Path, names: list[str], with_redis: bool
             flush_redis()  # once: the Redis apps share their state keys
         app, storage = make_app(work, key, media_root, extra)
         for helper in ("generateimage", "thumbnail"):
-            page = Page(f"{key}/{helper}", f"{label} ({helper})", app, storage, TEMPLATES[helper])
+            page = Page(
+                f"{key}/{helper}", f"{label} ({helper})", app, storage, TEMPLATES[helper], context
+            )
             if key == "optimistic":
                 # Optimistic never generates on access: generate, as a source save would.
                 with app.app_context():
@@ -313,13 +329,13 @@ def build_pages(work: Path, media_root: Path, names: list[str], with_redis: bool
                             else generateimage("bench:thumb", source=name)
                         )
                         file.generate()
-            check_page(page.render(names), page.key)  # generates (JIT), fills the state cache
-            check_page(page.render(names), page.key)
+            check_page(page.render(), page.key)  # generates (JIT), fills the state cache
+            check_page(page.render(), page.key)
             pages.append(page)
     return pages
 
 
-def count_calls(page: Page, names: list[str]) -> dict[str, dict[str, float]]:
+def count_calls(page: Page) -> dict[str, dict[str, float]]:
     """Storage and state cache calls per image in one render of ``page``."""
     page.storage.calls.clear()
     page.storage.count_urls(True)
@@ -329,7 +345,7 @@ def count_calls(page: Page, names: list[str]) -> dict[str, dict[str, float]]:
 
             cache = current_state().state_cache
         with CacheCounter(cache) as counter:
-            page.render(names)
+            page.render()
     finally:
         page.storage.count_urls(False)
     storage = {k: v / PAGE_SIZE for k, v in sorted(page.storage.calls.items())}
@@ -340,18 +356,18 @@ def count_calls(page: Page, names: list[str]) -> dict[str, dict[str, float]]:
     }
 
 
-def profile_page(page: Page, names: list[str], renders: int = 200) -> Path:
-    """cProfile ``renders`` renders of a page; write the top of the stats."""
+def profile_page(page: Page, bench: str, unit: str, renders: int) -> Path:
+    """cProfile ``renders`` renders of a page of ``unit``; write the top of the stats."""
     profiler = cProfile.Profile()
     with page.app.test_request_context():
         profiler.enable()
         for _ in range(renders):
-            page.template.render(names=names)
+            page.template.render(**page.context)
         profiler.disable()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"profile-templates-{page.key.replace('/', '-')}.txt"
+    path = RESULTS_DIR / f"profile-{bench}-{page.key.replace('/', '-')}.txt"
     with path.open("w", encoding="utf-8") as fp:
-        fp.write(f"{renders} renders of {PAGE_SIZE} images: {page.label}\n")
+        fp.write(f"{renders} renders of {PAGE_SIZE} {unit}: {page.label}\n")
         stats = pstats.Stats(profiler, stream=fp)
         stats.sort_stats("tottime").print_stats(30)
         stats.sort_stats("cumulative").print_stats(40)
@@ -390,14 +406,14 @@ def main(argv: t.Sequence[str] | None = None) -> dict[str, t.Any]:
         pages = build_pages(work, media_root, names, with_redis)
         log(f"templates: {samples} samples x {args.inner} renders x {PAGE_SIZE} images each")
         times = alternate(
-            {page.key: functools.partial(page.render, names, args.inner) for page in pages},
+            {page.key: functools.partial(page.render, args.inner) for page in pages},
             samples,
         )
-        calls = {page.key: count_calls(page, names) for page in pages}
+        calls = {page.key: count_calls(page) for page in pages}
         profile = None
         if args.profile:
             page = next(p for p in pages if p.key == args.profile)
-            profile = profile_page(page, names)
+            profile = profile_page(page, "templates", "images", renders=200)
     finally:
         if with_redis:
             flush_redis()

@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import io
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import typing as t
 import uuid
 from pathlib import Path
 
+import itsdangerous
 import pytest
 from cachelib import BaseCache
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from PIL import Image, ImageChops, ImageDraw, ImageStat
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from flask_imagekit import ImageKit
+from flask_imagekit import ImageKit, ImageSpec
+from flask_imagekit.cachefiles.backends import AsyncBackend
+from flask_imagekit.models import ImageSpecField
+from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.registry import default_registry
+from flask_imagekit.utils import get_field_info
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "pillow"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -117,6 +127,20 @@ def save_source(root: Path, name: str, img: Image.Image | None = None, **kw: t.A
     fmt = kw.pop("format", None) or Image.registered_extensions()[path.suffix.lower()]
     path.write_bytes(encode(img or photo(), fmt, **kw))
     return name
+
+
+def fetch_image(app: Flask, url: str) -> Image.Image:
+    """GET ``url`` through the app and decode the image it serves."""
+    with app.test_client() as client:
+        response = client.get(url)
+        try:
+            assert response.status_code == 200, (url, response.status_code)
+            data = response.get_data()
+        finally:
+            response.close()
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:
@@ -285,3 +309,91 @@ def db_app(app: Flask, tmp_path: Path) -> t.Iterator[tuple[Flask, SQLAlchemy]]:
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+# Async jobs and the processes that race ---------------------------------------------------
+
+
+class Recorder(AsyncBackend):
+    """An async backend that keeps the jobs it is given instead of sending them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[dict[str, t.Any]] = []
+
+    def schedule(self, payload: dict[str, t.Any]) -> None:
+        self.sent.append(payload)
+
+
+def sign_job(body: dict[str, t.Any], secret: str) -> dict[str, t.Any]:
+    """Sign ``body`` the way the jobs module documents it (detached, canonical JSON)."""
+    body = {key: value for key, value in body.items() if key != "signature"}
+    signer = itsdangerous.Signer(
+        secret, salt="flask_imagekit.job", key_derivation="hmac", digest_method=hashlib.sha256
+    )
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return {**body, "signature": signer.get_signature(canonical).decode("ascii")}
+
+
+class RowSized(ImageSpec):
+    """A dynamic spec: its size comes from the row holding the source."""
+
+    format = "PNG"
+
+    @property
+    def processors(self) -> list[t.Any]:  # type: ignore[override]
+        instance, _ = get_field_info(self.source)
+        return [ResizeToFill(instance.size, instance.size)]
+
+
+def card_model(db: SQLAlchemy) -> t.Any:
+    """A ``Card`` model of ``db`` whose ``thumb`` is as wide as the row's ``size``."""
+
+    class Card(db.Model):  # type: ignore[name-defined,misc]
+        id: Mapped[int] = mapped_column(primary_key=True)
+        size: Mapped[int]
+        picture: Mapped[str | None] = mapped_column(String(255))
+        thumb = ImageSpecField(source="picture", spec=RowSized)
+
+    return Card
+
+
+def run_together(tmp_path: Path, script: str, args: list[str], last: str) -> list[str]:
+    """Run two copies of the Python ``script`` and let them go at the same moment.
+
+    Each child is called with ``*args, ready_path, go_path, last``: it creates its
+    ready path once set up, then waits for the go path. Returns the children's
+    standard outputs; a child that fails fails the test with its standard error.
+    """
+    path = tmp_path / "child.py"
+    path.write_text(script)
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready{i}" for i in range(2)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(path), *args, str(each), str(go), last],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        for each in ready
+    ]
+    try:
+        deadline = time.monotonic() + 30
+        while not all(each.exists() for each in ready):
+            assert time.monotonic() < deadline, "children did not start"
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+            time.sleep(0.01)
+        go.touch()
+        outputs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err
+    return [out for out, _ in outputs]

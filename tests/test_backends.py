@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 import typing as t
@@ -23,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_imagekit import ImageKit, ImageSpec
 from flask_imagekit.cachefiles import ImageCacheFile, LazyGeneratedImageFile
-from flask_imagekit.cachefiles.backends import AsyncBackend, CacheFileState, Simple
+from flask_imagekit.cachefiles.backends import CacheFileState, Simple
 from flask_imagekit.exceptions import GenerationError, StorageError
 from flask_imagekit.globals import current_state
 from flask_imagekit.jobs import job_payload, run_job
@@ -31,7 +29,15 @@ from flask_imagekit.models import ImageSpecField
 from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.storage import FileSystemStorage
 
-from .conftest import FakeClock, PreciseCache, count_calls, photo, save_source
+from .conftest import (
+    FakeClock,
+    PreciseCache,
+    Recorder,
+    count_calls,
+    photo,
+    run_together,
+    save_source,
+)
 
 SOURCE = "photos/bulldog.jpg"
 LOGGER = "flask_imagekit.cachefiles.backends"
@@ -468,46 +474,9 @@ class Thumb40(ImageSpec):
 def test_two_processes_generate_a_cold_file_once(
     media_root: Path, source: str, redis_url: str, tmp_path: Path, ctx: Flask
 ) -> None:
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
     log = tmp_path / "generations.log"
-    go = tmp_path / "go"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(script),
-                str(media_root),
-                redis_url,
-                str(log),
-                str(tmp_path / f"ready{i}"),
-                str(go),
-                "4",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-        )
-        for i in range(2)
-    ]
-    try:
-        deadline = time.monotonic() + 30
-        while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
-            assert time.monotonic() < deadline, "children did not start"
-            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-            time.sleep(0.01)
-        go.touch()
-        outputs = [p.communicate(timeout=60) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    for p, (out, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err
+    outputs = run_together(tmp_path, CHILD, [str(media_root), redis_url, str(log)], "4")
+    for out in outputs:
         report = json.loads(out)
         assert report["errors"] == []
         assert len(report["results"]) == 4
@@ -516,7 +485,7 @@ def test_two_processes_generate_a_cold_file_once(
             assert result["on_disk"]
     assert len(log.read_text().splitlines()) == 1
     expected = ImageCacheFile(Thumb40(source=source)).name
-    names = {r["name"] for out, _ in outputs for r in json.loads(out)["results"]}
+    names = {r["name"] for out in outputs for r in json.loads(out)["results"]}
     assert names == {expected}
     assert (media_root / expected).is_file()
     assert temp_files(media_root) == []
@@ -820,17 +789,6 @@ def test_unreachable_state_cache_still_generates_once_per_process(
 
 
 # Async backends: what travels to a worker ------------------------------------------------
-
-
-class Recorder(AsyncBackend):
-    """An async backend that keeps the jobs it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[dict[str, t.Any]] = []
-
-    def schedule(self, payload: dict[str, t.Any]) -> None:
-        self.sent.append(payload)
 
 
 def test_rows_with_uuid_keys_travel_to_workers(

@@ -46,6 +46,7 @@ from flask_imagekit.registry import default_registry
 from flask_imagekit.specs.sourcegroups import ImageFieldSourceGroup
 
 from .conftest import IN_CI, encode, require_service
+from .conftest import fetch_image as fetch
 
 PROJECT_ROOT = Path(example_app.__file__).resolve().parents[1]
 PHOTO_SPEC_IDS = [
@@ -182,20 +183,6 @@ def pictures(html: str) -> list[Picture]:
     parser = _Images()
     parser.feed(html)
     return parser.pictures
-
-
-def fetch(app: Flask, url: str) -> Image.Image:
-    """GET ``url`` through the app and decode the image it serves."""
-    with app.test_client() as client:
-        response = client.get(url)
-        try:
-            assert response.status_code == 200, (url, response.status_code)
-            data = response.get_data()
-        finally:
-            response.close()
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img
 
 
 def status(app: Flask, url: str) -> int:
@@ -823,6 +810,17 @@ def test_generate_over_the_seeded_app(seeded: Flask, runner: FlaskCliRunner) -> 
     ) in listing.output
 
 
+def run_checked(
+    args: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None
+) -> str:
+    """Run ``args``; fail the test with its output unless it exits 0; return its stdout."""
+    done = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def test_generate_in_another_process_warms_the_cards(seeded: Flask) -> None:
     env = {
         **os.environ,
@@ -833,17 +831,12 @@ def test_generate_in_another_process_warms_the_cards(seeded: Flask) -> None:
     }
 
     def generate() -> str:
-        done = subprocess.run(
+        return run_checked(
             [sys.executable, "-m", "flask", "--app", "example_app", "imagekit", "generate"]
             + ["example_app:photo"],
             env=env,
-            capture_output=True,
-            text=True,
             timeout=60,
-            check=False,
         )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
 
     # The files of the Optimistic specs were made on commit; the cards' are made now.
     cards, made_on_commit = 2 * CARD_FILES_PER_PHOTO, 2 * len(OPTIMISTIC_ATTRS)
@@ -865,19 +858,14 @@ def test_demo_without_serving(tmp_path: Path, warm: bool) -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("DATABASE_URL", None)
     instance = tmp_path / "instance"
-    done = subprocess.run(
+    out = run_checked(
         [sys.executable, "-m", "example_app.demo", "--instance", str(instance)]
         + ["--count", "2", "--no-serve"]
         + (["--warm"] if warm else []),
-        cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=90,
-        check=False,
+        cwd=tmp_path,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
     generate = "imagekit generate" if warm else "imagekit generate example_app:featured"
     for step in ("init-db", "seed --count 2", generate):
         assert f"$ flask --app example_app {step}\n" in out

@@ -10,7 +10,6 @@ released when the payload is trustworthy.
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
 import json
 import logging
@@ -18,42 +17,27 @@ import os
 import typing as t
 from pathlib import Path
 
-import itsdangerous
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from PIL import Image
-from sqlalchemy import String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase
 from werkzeug.datastructures import FileStorage
 
 from flask_imagekit import ImageKit, ImageSpec, exceptions
 from flask_imagekit.cachefiles import ImageCacheFile, LazyGeneratedImageFile
-from flask_imagekit.cachefiles.backends import AsyncBackend, CacheFileState
+from flask_imagekit.cachefiles.backends import CacheFileState
 from flask_imagekit.exceptions import ImageKitError, ImproperlyConfigured
 from flask_imagekit.jobs import job_payload, run_job
-from flask_imagekit.models import ImageSpecField
 from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.sources import SourceFile
 from flask_imagekit.storage import FileSystemStorage
-from flask_imagekit.utils import get_field_info
 
-from .conftest import encode, photo, save_source
+from .conftest import Recorder, card_model, encode, photo, save_source, sign_job
 
 SECRET = "job-security-tests"
 SOURCE = "pics/a.jpg"
 JOB_LOGGER = "flask_imagekit.jobs"
-
-
-class Recorder(AsyncBackend):
-    """An async backend that keeps the jobs it is given instead of sending them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[dict[str, t.Any]] = []
-
-    def schedule(self, payload: dict[str, t.Any]) -> None:
-        self.sent.append(payload)
 
 
 class Thumb(ImageSpec):
@@ -72,13 +56,8 @@ class Hungry(ImageSpec):
 
 
 def sign(body: dict[str, t.Any], secret: str = SECRET) -> dict[str, t.Any]:
-    """Sign ``body`` the way the jobs module documents it (detached, canonical JSON)."""
-    body = {key: value for key, value in body.items() if key != "signature"}
-    signer = itsdangerous.Signer(
-        secret, salt="flask_imagekit.job", key_derivation="hmac", digest_method=hashlib.sha256
-    )
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return {**body, "signature": signer.get_signature(canonical).decode("ascii")}
+    """Sign ``body`` as a scheduler of this module's app does."""
+    return sign_job(body, secret)
 
 
 @pytest.fixture
@@ -438,17 +417,6 @@ def test_a_payload_without_a_source_for_a_spec_that_needs_one_is_missing(
 # Model rows travel as a mapped entity of the app, never as a module path -------------
 
 
-class RowSized(ImageSpec):
-    """A dynamic spec: its size comes from the row holding the source."""
-
-    format = "PNG"
-
-    @property
-    def processors(self) -> list[t.Any]:  # type: ignore[override]
-        instance, _ = get_field_info(self.source)
-        return [ResizeToFill(instance.size, instance.size)]
-
-
 @pytest.fixture
 def db(app: Flask, tmp_path: Path) -> t.Iterator[SQLAlchemy]:
     class Base(DeclarativeBase):
@@ -469,12 +437,7 @@ def test_rows_travel_as_mapped_entities_not_module_paths(
     recorder = Recorder()
     app.config.update(SECRET_KEY=SECRET, IMAGEKIT_DEFAULT_CACHEFILE_BACKEND=recorder)
 
-    class Card(db.Model):  # type: ignore[name-defined,misc]
-        id: Mapped[int] = mapped_column(primary_key=True)
-        size: Mapped[int]
-        picture: Mapped[str | None] = mapped_column(String(255))
-        thumb = ImageSpecField(source="picture", spec=RowSized)
-
+    Card = card_model(db)  # noqa: N806
     ImageKit(app, db=db)
     save_source(media_root, SOURCE)
     with app.app_context():

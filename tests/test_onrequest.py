@@ -15,9 +15,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 import time
 import typing as t
@@ -31,24 +28,29 @@ import pytest
 from flask import Flask, render_template_string
 from flask_sqlalchemy import SQLAlchemy
 from PIL import Image
-from sqlalchemy import String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkzeug.datastructures import FileStorage
 from werkzeug.serving import make_server
 
 from flask_imagekit import ImageKit, ImageSpec
 from flask_imagekit.cachefiles import ImageCacheFile
-from flask_imagekit.cachefiles.backends import AsyncBackend
 from flask_imagekit.cachefiles.strategies import JustInTime, OnRequest
 from flask_imagekit.exceptions import ImproperlyConfigured, JobRefused, SourceError
 from flask_imagekit.globals import current_state
 from flask_imagekit.jobs import run_job
-from flask_imagekit.models import ImageSpecField
 from flask_imagekit.processors import ResizeToFill, ResizeToFit
 from flask_imagekit.storage import FileSystemStorage, FsspecStorage
-from flask_imagekit.utils import get_field_info
 
-from .conftest import PreciseCache, count_calls, encode, photo, save_source
+from .conftest import (
+    PreciseCache,
+    Recorder,
+    card_model,
+    count_calls,
+    encode,
+    photo,
+    run_together,
+    save_source,
+    sign_job,
+)
 from .test_render_cost import count_state_operations
 
 SECRET = "on-request-tests"
@@ -80,17 +82,6 @@ class Halve:
 
     def process(self, img: Image.Image) -> Image.Image:
         return img.resize((img.width // 2, img.height // 2))
-
-
-class RowSized(ImageSpec):
-    """A dynamic spec: its size comes from the row holding the source."""
-
-    format = "PNG"
-
-    @property
-    def processors(self) -> list[t.Any]:  # type: ignore[override]
-        instance, _ = get_field_info(self.source)
-        return [ResizeToFill(instance.size, instance.size)]
 
 
 def serializer(secret: str = SECRET) -> itsdangerous.URLSafeSerializer:
@@ -500,14 +491,6 @@ def test_a_broken_source_is_a_404_remembered_so_it_is_not_decoded_again(
 
 
 def test_async_backends_generate_in_the_request(app: Flask, media_root: Path) -> None:
-    class Recorder(AsyncBackend):
-        def __init__(self) -> None:
-            super().__init__()
-            self.sent: list[dict[str, t.Any]] = []
-
-        def schedule(self, payload: dict[str, t.Any]) -> None:
-            self.sent.append(payload)
-
     recorder = Recorder()
     app.config.update(
         SECRET_KEY=SECRET,
@@ -650,37 +633,8 @@ def test_two_processes_generate_a_first_request_once(
     ImageKit(app).register.generator("t:slow", counting([ResizeToFill(40, 30)]))
     save_source(media_root, SOURCE)
     url = local(url_of(app, "t:slow"))
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    log, go = tmp_path / "generations.log", tmp_path / "go"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    args = [str(media_root), redis_url, str(log)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), *args, str(tmp_path / f"ready{i}"), str(go), url],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-        )
-        for i in range(2)
-    ]
-    try:
-        deadline = time.monotonic() + 30
-        while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
-            assert time.monotonic() < deadline, "children did not start"
-            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-            time.sleep(0.01)
-        go.touch()
-        outputs = [p.communicate(timeout=60) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    for p, (out, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err
+    log = tmp_path / "generations.log"
+    for out in run_together(tmp_path, CHILD, [str(media_root), redis_url, str(log)], url):
         results = json.loads(out)
         assert len(results) == 4
         assert {status for status, _ in results} == {200}
@@ -690,11 +644,11 @@ def test_two_processes_generate_a_first_request_once(
 # Remote storages and CDNs --------------------------------------------------------------------
 
 
-@pytest.fixture
-def remote(app: Flask, media_root: Path, thumb: type) -> t.Iterator[FsspecStorage]:
-    storage = FsspecStorage(
-        f"memory://ik-{uuid.uuid4().hex}", base_url="https://files.example.com/media/"
-    )
+@contextlib.contextmanager
+def on_remote(
+    app: Flask, media_root: Path, thumb: type, storage: FsspecStorage
+) -> t.Iterator[FsspecStorage]:
+    """``app`` under OnRequest with its cache files on ``storage``, emptied afterwards."""
     app.config.update(
         SECRET_KEY=SECRET,
         IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=STRATEGY,
@@ -703,9 +657,20 @@ def remote(app: Flask, media_root: Path, thumb: type) -> t.Iterator[FsspecStorag
     )
     ImageKit(app).register.generator("t:thumb", thumb)
     save_source(media_root, SOURCE)
-    yield storage
-    with contextlib.suppress(FileNotFoundError):
-        storage.fs.rm(storage.root, recursive=True)
+    try:
+        yield storage
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            storage.fs.rm(storage.root, recursive=True)
+
+
+@pytest.fixture
+def remote(app: Flask, media_root: Path, thumb: type) -> t.Iterator[FsspecStorage]:
+    storage = FsspecStorage(
+        f"memory://ik-{uuid.uuid4().hex}", base_url="https://files.example.com/media/"
+    )
+    with on_remote(app, media_root, thumb, storage):
+        yield storage
 
 
 def test_a_remote_file_is_generated_then_redirected_to(
@@ -738,24 +703,13 @@ def test_a_remote_storage_whose_url_is_the_route_itself_is_sent_not_looped(
     app: Flask, media_root: Path, thumb: type
 ) -> None:
     storage = FsspecStorage(f"memory://ik-{uuid.uuid4().hex}")  # base_url: "/media/"
-    app.config.update(
-        SECRET_KEY=SECRET,
-        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=STRATEGY,
-        IMAGEKIT_DEFAULT_FILE_STORAGE=storage,
-        IMAGEKIT_SOURCE_STORAGE=FileSystemStorage(media_root),
-    )
-    ImageKit(app).register.generator("t:thumb", thumb)
-    save_source(media_root, SOURCE)
-    url = url_of(app)
-    try:
+    with on_remote(app, media_root, thumb, storage):
+        url = url_of(app)
         for _ in range(2):
             response = fetch(app, url)
             assert response.status_code == 200
             assert opened(response.data) == ("JPEG", (40, 30))
             assert response.cache_control.max_age == ONE_YEAR
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            storage.fs.rm(storage.root, recursive=True)
     assert len(thumb.generations) == 1  # type: ignore[attr-defined]
 
 
@@ -805,32 +759,15 @@ def test_a_page_of_every_kind_of_file_renders_without_generating_and_each_url_se
 
 
 @pytest.fixture
-def model_app(app: Flask, media_root: Path, tmp_path: Path) -> t.Iterator[tuple[Flask, t.Any]]:
-    class Base(DeclarativeBase):
-        pass
-
-    db = SQLAlchemy(model_class=Base)
-    app.config.update(
-        SECRET_KEY=SECRET,
-        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=STRATEGY,
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-    )
-    db.init_app(app)
-
-    class Card(db.Model):  # type: ignore[name-defined,misc]
-        id: Mapped[int] = mapped_column(primary_key=True)
-        size: Mapped[int]
-        picture: Mapped[str | None] = mapped_column(String(255))
-        thumb = ImageSpecField(source="picture", spec=RowSized)
-
+def model_app(db_app: tuple[Flask, SQLAlchemy], media_root: Path) -> tuple[Flask, t.Any]:
+    app, db = db_app
+    app.config.update(SECRET_KEY=SECRET, IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=STRATEGY)
+    card = card_model(db)
     ImageKit(app, db=db)
     save_source(media_root, SOURCE)
     with app.app_context():
         db.create_all()
-    yield app, Card
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return app, card
 
 
 def test_a_model_attribute_travels_by_its_row(
@@ -857,17 +794,6 @@ def test_a_model_attribute_travels_by_its_row(
 # Jobs of candidates ---------------------------------------------------------------------------
 
 
-class Recorder(AsyncBackend):
-    """An async backend that keeps the jobs it is given instead of sending them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[dict[str, t.Any]] = []
-
-    def schedule(self, payload: dict[str, t.Any]) -> None:
-        self.sent.append(payload)
-
-
 @pytest.fixture
 def recorder(app: Flask, media_root: Path) -> t.Iterator[Recorder]:
     backend = Recorder()
@@ -876,15 +802,6 @@ def recorder(app: Flask, media_root: Path) -> t.Iterator[Recorder]:
     save_source(media_root, SOURCE)
     with app.app_context():
         yield backend
-
-
-def sign_job(body: dict[str, t.Any]) -> dict[str, t.Any]:
-    body = {key: value for key, value in body.items() if key != "signature"}
-    signer = itsdangerous.Signer(
-        SECRET, salt="flask_imagekit.job", key_derivation="hmac", digest_method=hashlib.sha256
-    )
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return {**body, "signature": signer.get_signature(text).decode("ascii")}
 
 
 def test_jobs_of_candidates_carry_the_candidate(recorder: Recorder, media_root: Path) -> None:
@@ -899,7 +816,7 @@ def test_jobs_of_candidates_carry_the_candidate(recorder: Recorder, media_root: 
     assert run_job(payload) == "generated"
     with Image.open(media_root / file.name) as img:
         assert (img.format, img.size) == ("WEBP", (50, 38))
-    assert run_job(sign_job({**recorder.sent[0], "candidate": None})) == "generated"
+    assert run_job(sign_job({**recorder.sent[0], "candidate": None}, SECRET)) == "generated"
     with Image.open(media_root / plain.name) as img:
         assert (img.format, img.size) == ("JPEG", (300, 225))
 
@@ -911,7 +828,7 @@ def test_a_signed_job_with_a_bad_candidate_is_refused(
     file = current_state().cachefile("t:fit", source=SOURCE, candidate=(50, "WEBP"))
     assert recorder.enqueue(file)
     with pytest.raises(JobRefused, match="candidate"):
-        run_job(sign_job({**recorder.sent[-1], "candidate": candidate}))
+        run_job(sign_job({**recorder.sent[-1], "candidate": candidate}, SECRET))
     assert cache_files(media_root) == []
 
 
@@ -989,19 +906,8 @@ def test_the_redirect_to_a_remote_file_is_kept_as_long_as_its_storage_says(
     storage = ExpiringUrls(
         f"memory://ik-{uuid.uuid4().hex}", base_url="https://files.example.com/media/"
     )
-    app.config.update(
-        SECRET_KEY=SECRET,
-        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY=STRATEGY,
-        IMAGEKIT_DEFAULT_FILE_STORAGE=storage,
-        IMAGEKIT_SOURCE_STORAGE=FileSystemStorage(media_root),
-    )
-    ImageKit(app).register.generator("t:thumb", thumb)
-    save_source(media_root, SOURCE)
-    try:
+    with on_remote(app, media_root, thumb, storage):
         for _ in range(2):  # generated, then already there
             response = fetch(app, url_of(app))
             assert response.status_code == 302
             assert response.cache_control.max_age == 300
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            storage.fs.rm(storage.root, recursive=True)

@@ -33,11 +33,12 @@ from flask_imagekit.processors import ResizeToFit
 from flask_imagekit.specs.sharing import Share
 from flask_imagekit.storage import FileSystemStorage
 
-from .conftest import count_calls, photo, save_source
+from .conftest import count_calls, fetch_image, photo, save_source
 
 pytestmark = pytest.mark.skipif(not features.check("avif"), reason="Pillow without AVIF")
 
 OPTIMISTIC = "flask_imagekit.cachefiles.strategies.Optimistic"
+ON_REQUEST = "flask_imagekit.cachefiles.strategies.OnRequest"
 WIDTHS = [100, 200, 300]
 STATE_OPERATIONS = ("get", "set", "delete", "complete", "acquire", "release", "lock_holder")
 SOURCE_TAG = re.compile(r'<source type="([^"]+)" srcset="([^"]+)"(?: sizes="([^"]+)")?>')
@@ -85,16 +86,7 @@ class Page:
         return self.render(f'{{{{ picture("t:photo", name{args}) }}}}', name=name)
 
     def fetch(self, url: str) -> Image.Image:
-        with self.app.test_client() as client:
-            response = client.get(url)
-            try:
-                assert response.status_code == 200, (url, response.status_code)
-                data = response.get_data()
-            finally:
-                response.close()
-        img = Image.open(io.BytesIO(data))
-        img.load()
-        return img
+        return fetch_image(self.app, url)
 
     def cache_files(self) -> list[Path]:
         return sorted(p for p in (self.media_root / "CACHE").rglob("*") if p.is_file())
@@ -103,6 +95,13 @@ class Page:
     def states(self) -> t.Any:
         with self.app.app_context():
             return self.app.extensions[STATE_KEY].states
+
+
+def strategy_config(strategy: str | None) -> dict[str, t.Any]:
+    """The config of a page under ``strategy`` (None: the default, JustInTime)."""
+    if strategy is None:
+        return {}
+    return {"SECRET_KEY": "picture-tests", "IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY": strategy}
 
 
 def make_page(tmp_path: Path, **config: t.Any) -> Page:
@@ -531,11 +530,7 @@ def test_a_remembered_optimistic_picture_costs_no_state_operation(tmp_path: Path
 def test_on_request_renders_without_generating_and_each_url_makes_its_file(
     tmp_path: Path,
 ) -> None:
-    page = make_page(
-        tmp_path,
-        SECRET_KEY="picture-tests",
-        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY="flask_imagekit.cachefiles.strategies.OnRequest",
-    )
+    page = make_page(tmp_path, **strategy_config(ON_REQUEST))
     sources, img = parse_picture(page.picture())
     assert page.cache_files() == []
     # The output's size is foreseen from the source's header: sized, clamped, no shift.
@@ -568,11 +563,7 @@ class Unforeseeable(ImageSpec):
 def test_on_request_offers_an_output_of_unforeseeable_size_full_size_unsized(
     tmp_path: Path,
 ) -> None:
-    page = make_page(
-        tmp_path,
-        SECRET_KEY="picture-tests",
-        IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY="flask_imagekit.cachefiles.strategies.OnRequest",
-    )
+    page = make_page(tmp_path, **strategy_config(ON_REQUEST))
     with page.app.app_context():
         page.app.extensions["imagekit"].register.generator("t:mirror", Unforeseeable)
     markup = page.render('{{ picture("t:mirror", "photos/p.jpg", widths=[100, 300, 1000]) }}')
@@ -598,14 +589,6 @@ def test_on_request_offers_an_output_of_unforeseeable_size_full_size_unsized(
 
 
 # What survives, what is let go, what is never offered ----------------------------------------
-
-ON_REQUEST = "flask_imagekit.cachefiles.strategies.OnRequest"
-
-
-def strategy_config(strategy: str | None) -> dict[str, t.Any]:
-    if strategy is None:
-        return {}
-    return {"SECRET_KEY": "picture-tests", "IMAGEKIT_DEFAULT_CACHEFILE_STRATEGY": strategy}
 
 
 def offered_urls(markup: str) -> list[str]:

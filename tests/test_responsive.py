@@ -27,7 +27,6 @@ from PIL import Image, JpegImagePlugin, features
 
 import flask_imagekit.specs
 from flask_imagekit import ImageKit, ImageSpec
-from flask_imagekit.cachefiles.backends import AsyncBackend
 from flask_imagekit.exceptions import GenerationError, SourceError
 from flask_imagekit.generation import START_METHOD_ENV
 from flask_imagekit.globals import current_state
@@ -44,7 +43,7 @@ from flask_imagekit.specs import (
 )
 from flask_imagekit.specs.responsive import Candidate, candidate_spec, declared_candidates
 
-from .conftest import encode, photo, psnr, save_source
+from .conftest import Recorder, encode, photo, psnr, save_source
 
 if t.TYPE_CHECKING:
     from flask_imagekit.state import AppState
@@ -297,6 +296,21 @@ def encodes(monkeypatch: pytest.MonkeyPatch) -> Encoded:
     return found
 
 
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the encoding threads started from now on."""
+    names: list[str] = []
+    start = threading.Thread.start
+
+    def spy(thread: threading.Thread) -> None:
+        if thread.name.startswith("imagekit-encode"):  # resizes have threads of their own
+            names.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", spy)
+    return names
+
+
 def test_the_outputs_of_specs_decoded_together_are_encoded_at_once_slowest_first(
     threads: t.Callable[[int], None], monkeypatch: pytest.MonkeyPatch, encodes: Encoded
 ) -> None:
@@ -345,17 +359,8 @@ def test_outputs_encoded_at_once_are_the_bytes_encoded_one_by_one(
 
 
 def test_one_thread_or_a_spec_alone_encodes_in_its_own_generate_without_threads(
-    threads: t.Callable[[int], None], monkeypatch: pytest.MonkeyPatch, encodes: Encoded
+    threads: t.Callable[[int], None], started: list[str], encodes: Encoded
 ) -> None:
-    started: list[str] = []
-    start = threading.Thread.start
-
-    def spy(thread: threading.Thread) -> None:
-        if thread.name.startswith("imagekit-encode"):  # resizes have threads of their own
-            started.append(thread.name)
-        start(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", spy)
     threads(4)
     assert opened(Photo(source=jpeg_source()).generate()).size == (400, 300)
     threads(1)
@@ -694,17 +699,8 @@ def test_images_kept_for_the_other_candidates_count_against_the_memory_budget(
 
 
 def test_encoders_run_at_once_only_as_far_as_the_memory_budget_allows(
-    ctx: Flask, threads: t.Callable[[int], None], monkeypatch: pytest.MonkeyPatch
+    ctx: Flask, threads: t.Callable[[int], None], started: list[str]
 ) -> None:
-    started: list[str] = []
-    start = threading.Thread.start
-
-    def spy(thread: threading.Thread) -> None:
-        if thread.name.startswith("imagekit-encode"):  # resizes have threads of their own
-            started.append(thread.name)
-        start(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", spy)
     threads(4)
     data = encode(photo((1500, 1000)), "PNG", compress_level=1)
     spec = type("Big", (ImageSpec,), {"processors": [ResizeToFit(1200)], "format": "PNG"})
@@ -996,17 +992,6 @@ def test_generate_makes_no_candidate_wider_than_a_small_source(
         [("JPEG", 1000), ("WEBP", 200), ("JPEG", 200), ("WEBP", 300), ("JPEG", 300)]
     )
     assert summary(invoke(app, "generate")) == (0, 5, 0)
-
-
-class Recorder(AsyncBackend):
-    """An async backend that keeps the jobs it is given instead of sending them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[dict[str, t.Any]] = []
-
-    def schedule(self, payload: dict[str, t.Any]) -> None:
-        self.sent.append(payload)
 
 
 def test_generate_enqueue_sends_every_candidate_of_a_new_source(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 import typing as t
 from pathlib import Path
@@ -20,6 +19,7 @@ from flask_imagekit.processors import ResizeToFill
 from flask_imagekit.storage import FileSystemStorage
 from flask_imagekit.templating import parse_dimensions, thumbnail
 
+from .conftest import fetch_image as fetch
 from .conftest import photo, psnr, save_source
 
 IMG_TAG = re.compile(r'^<img src="(/media/CACHE/images/[^"]+)" width="(\d+)" height="(\d+)">$')
@@ -39,20 +39,6 @@ def thumb_id(imagekit: ImageKit) -> str:
 def render(app: Flask, source: str, **context: t.Any) -> str:
     with app.test_request_context():
         return render_template_string(source, **context)
-
-
-def fetch(app: Flask, url: str) -> Image.Image:
-    """GET ``url`` through the app and decode the served image."""
-    with app.test_client() as client:
-        response = client.get(url)
-        try:
-            assert response.status_code == 200, (url, response.status_code)
-            data = response.get_data()
-        finally:
-            response.close()
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img
 
 
 def served_size(app: Flask, html: str) -> tuple[int, int]:
