@@ -224,6 +224,7 @@ def _make(file: ImageCacheFile, path: str | None = None) -> None:
                 except MissingCacheFile:  # another process holds the lock
                     if time.monotonic() >= deadline:
                         raise
+                    time.sleep(0.05)  # each try waits lock_wait, which may be 0
     except (SourceError, GenerationError) as exc:
         _warn_once(file, exc)
         raise NotFound() from None
