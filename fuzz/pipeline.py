@@ -30,6 +30,7 @@ import resource
 import shutil
 import struct
 import tempfile
+import threading
 import time
 import traceback
 import typing as t
@@ -166,16 +167,24 @@ def _reset_peak() -> bool:
 class PeakMemory:
     """Peak resident memory growth of this process over a ``with`` block, in MB.
 
-    On Linux the peak is reset first (``/proc/self/clear_refs``), so the value is
-    exact for every block. Elsewhere, or where the reset is refused, it falls
-    back to the growth of ``ru_maxrss``, which is exact only in a fresh process
-    (``exact`` is then False).
+    On Linux the peak is reset first (``/proc/self/clear_refs``), and a sampling
+    thread reads the resident size every couple of milliseconds meanwhile: the
+    kernel raises the recorded peak (``VmHWM``) only at some points, so a block
+    freed before the ``with`` ends may not reach it. The larger of the two counts.
+    Elsewhere, or where the reset is refused, it falls back to the growth of
+    ``ru_maxrss``, which is exact only in a fresh process (``exact`` is then False).
     """
+
+    #: Seconds between two samples of the resident size.
+    INTERVAL = 0.002
 
     def __init__(self) -> None:
         self.megabytes: float = 0.0
         self.exact = False
         self._before_kb = 0
+        self._sampled_kb = 0
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
 
     def __enter__(self) -> PeakMemory:
         self.exact = _reset_peak()
@@ -183,13 +192,33 @@ class PeakMemory:
         if rss is None:
             self.exact = False
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        self._before_kb = rss
+        self._before_kb = self._sampled_kb = rss
+        if self.exact:
+            self._stop.clear()
+            self._sampler = threading.Thread(target=self._sample, daemon=True)
+            self._sampler.start()
         return self
 
+    def _sample(self) -> None:
+        page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+        try:
+            with open("/proc/self/statm", "rb", buffering=0) as statm:
+                while not self._stop.wait(self.INTERVAL):
+                    statm.seek(0)
+                    resident_kb = int(statm.read().split()[1]) * page_kb
+                    self._sampled_kb = max(self._sampled_kb, resident_kb)
+        except (OSError, ValueError, IndexError):
+            return
+
     def __exit__(self, *exc: object) -> None:
+        if self._sampler is not None:
+            self._stop.set()
+            self._sampler.join()
+            self._sampler = None
         peak = _status_kb("VmHWM") if self.exact else None
         if peak is None:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = max(peak, self._sampled_kb)
         self.megabytes = max(0, peak - self._before_kb) / 1024
 
 
