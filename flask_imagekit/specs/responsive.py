@@ -84,6 +84,8 @@ class Candidate(ImageSpec):
         self.app_state = base.app_state
         #: (size of the spec's output, blur preview), once generated.
         self.picture_info: CandidateInfo | None = None
+        #: The size of the source it was made from (upright), once generated.
+        self.source_size: tuple[int, int] | None = None
 
     def processing(self) -> tuple[list[t.Any], tuple[t.Any, ...]]:
         """The spec's processors, then the downscale to the width."""
@@ -91,6 +93,7 @@ class Candidate(ImageSpec):
 
     def _generated(self, img: Image.Image, share: Share) -> None:
         self.picture_info = (share.base_size() or img.size, share.preview(img))
+        self.source_size = share.source_size()
 
     def __repr__(self) -> str:
         return (

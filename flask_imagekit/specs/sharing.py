@@ -56,6 +56,8 @@ class _Family:
     def __init__(self, base_size: tuple[int, int] | None = None) -> None:
         self.nodes: list[_Node] = []
         self.base_size = base_size
+        #: The source's size as the spec sees it (upright), once decoded.
+        self.source_size: tuple[int, int] | None = None
         self.preview: str | None = None
         self.previewed = False
 
@@ -174,6 +176,10 @@ class Share:
     def base_size(self) -> tuple[int, int] | None:
         """The size of the spec's own output, before a candidate's downscale."""
         return self._node.family.base_size
+
+    def source_size(self) -> tuple[int, int] | None:
+        """The size of the decoded source, upright as the spec sees it."""
+        return self._node.family.source_size
 
     def preview(self, img: Image.Image) -> str | None:
         """The blur preview of this image's family, made once from the smallest at hand.
@@ -298,12 +304,13 @@ def share_decode(
             max_output_pixels=limits.max_output_pixels,
             held=held,
         )
+        orientation = exif_orientation(decoded) if auto_orient else 1
         for root, (start, remaining) in zip(roots, results, strict=True):
             root.start, root.processors = start, list(remaining)
+            root.family.source_size = upright_size(stored_size, orientation)
             if root.family.base_size is None and not root.is_stem:
                 # A candidate of a spec without processors: the spec's output is the source.
-                orientation = exif_orientation(decoded) if auto_orient else 1
-                root.family.base_size = upright_size(stored_size, orientation)
+                root.family.base_size = root.family.source_size
         if len(nodes) > 1 or any(node.users > 1 for node in nodes):
             kept, starts = check_shared(decoded, stored_size, roots, nodes, limits, name, encodes)
             group.held = max(group.held, held + kept)

@@ -78,7 +78,11 @@ class PictureRecords:
         if not learned or not learned[0] or not base_name:
             return
         size, preview = learned
-        info = PictureInfo(size, preview, _source_width(generator, file))
+        # Known from the decode that made it; read from the header only for a
+        # generator that did not say.
+        source = getattr(generator, "source_size", None)
+        source_width = source[0] if source else _source_width(generator, file)
+        info = PictureInfo(size, preview, source_width)
         own = _key(file.candidate)
         self._record(file, base_name, info, [own] if own is not None else [])
 
